@@ -1,0 +1,135 @@
+//! Flags of `s3-seed webhook`, and the admin flags that shape the injected
+//! container (shared with `s3-seed inject`, so a preview matches the webhook).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::spec::{Endpoint, parse_bool, parse_region};
+use crate::webhook::{InjectConfig, ServerConfig};
+
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Address and port to serve HTTPS on.
+    #[arg(long, env = "S3_SEED_LISTEN", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+
+    /// PEM file with the serving certificate, leaf first, chain allowed.
+    #[arg(long, env = "S3_SEED_TLS_CERT", default_value = "/tls/tls.crt")]
+    pub tls_cert: PathBuf,
+
+    /// PEM file with the private key of the serving certificate.
+    #[arg(long, env = "S3_SEED_TLS_KEY", default_value = "/tls/tls.key")]
+    pub tls_key: PathBuf,
+
+    /// How often to re-read the certificate and key files, in seconds.
+    #[arg(long, env = "S3_SEED_TLS_RELOAD_SECS", default_value_t = 10)]
+    pub tls_reload_secs: u64,
+
+    /// Time limit for one request, in seconds.
+    #[arg(long, env = "S3_SEED_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+
+    /// After SIGTERM, keep serving (and report not ready) this many seconds so
+    /// that endpoints are updated before connections are closed.
+    #[arg(long, env = "S3_SEED_SHUTDOWN_DELAY_SECS", default_value_t = 5)]
+    pub shutdown_delay_secs: u64,
+
+    /// After the delay, wait at most this many seconds for requests in flight.
+    #[arg(long, env = "S3_SEED_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+
+    #[command(flatten)]
+    pub inject: InjectFlags,
+}
+
+/// What the admin decides about the injected container. Annotations never
+/// override these.
+#[derive(Debug, Clone, Args)]
+pub struct InjectFlags {
+    /// Image of the injected init container (normally the webhook's own image,
+    /// set by the Deployment through the env var).
+    #[arg(long, env = "S3_SEED_IMAGE", default_value = concat!("s3-seed:", env!("CARGO_PKG_VERSION")))]
+    pub image: String,
+
+    /// imagePullPolicy of the injected container (Always, IfNotPresent, Never).
+    #[arg(long, env = "S3_SEED_IMAGE_PULL_POLICY", value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub image_pull_policy: Option<String>,
+
+    /// CPU request of the injected container.
+    #[arg(long, env = "S3_SEED_CPU_REQUEST", default_value = "100m")]
+    pub cpu_request: String,
+
+    /// Memory request of the injected container.
+    #[arg(long, env = "S3_SEED_MEMORY_REQUEST", default_value = "64Mi")]
+    pub memory_request: String,
+
+    /// CPU limit of the injected container (none by default: a CPU limit
+    /// throttles downloads).
+    #[arg(long, env = "S3_SEED_CPU_LIMIT")]
+    pub cpu_limit: Option<String>,
+
+    /// Memory limit of the injected container.
+    #[arg(long, env = "S3_SEED_MEMORY_LIMIT", default_value = "256Mi")]
+    pub memory_limit: String,
+
+    /// Region used when a StatefulSet has no s3-seed.io/region annotation.
+    #[arg(long, env = "S3_SEED_DEFAULT_REGION", value_parser = parse_region)]
+    pub default_region: Option<String>,
+
+    /// Endpoint used when a StatefulSet has no s3-seed.io/endpoint annotation.
+    #[arg(long, env = "S3_SEED_DEFAULT_ENDPOINT")]
+    pub default_endpoint: Option<Endpoint>,
+
+    /// Path-style addressing when a StatefulSet has no s3-seed.io/path-style annotation.
+    #[arg(long, env = "S3_SEED_DEFAULT_PATH_STYLE", value_parser = parse_bool)]
+    pub default_path_style: Option<bool>,
+
+    /// Parallel transfers of the injected sync (its own default when unset).
+    #[arg(long, env = "S3_SEED_SYNC_CONCURRENCY")]
+    pub sync_concurrency: Option<u16>,
+
+    /// Range size of the injected sync, e.g. 16MiB (its own default when unset).
+    #[arg(long, env = "S3_SEED_SYNC_PART_SIZE")]
+    pub sync_part_size: Option<bytesize::ByteSize>,
+}
+
+impl From<InjectFlags> for InjectConfig {
+    fn from(f: InjectFlags) -> Self {
+        Self {
+            image: f.image,
+            image_pull_policy: f.image_pull_policy,
+            cpu_request: f.cpu_request,
+            memory_request: f.memory_request,
+            cpu_limit: f.cpu_limit,
+            memory_limit: f.memory_limit,
+            default_region: f.default_region,
+            default_endpoint: f.default_endpoint,
+            default_path_style: f.default_path_style,
+            sync_concurrency: f.sync_concurrency,
+            sync_part_size: f.sync_part_size.map(|b| b.as_u64()),
+        }
+    }
+}
+
+impl From<WebhookArgs> for ServerConfig {
+    fn from(a: WebhookArgs) -> Self {
+        Self {
+            listen: a.listen,
+            tls_cert: a.tls_cert,
+            tls_key: a.tls_key,
+            tls_reload: Duration::from_secs(a.tls_reload_secs.max(1)),
+            request_timeout: Duration::from_secs(a.request_timeout_secs.max(1)),
+            shutdown_delay: Duration::from_secs(a.shutdown_delay_secs),
+            shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
+            inject: a.inject.into(),
+        }
+    }
+}
+
+pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
+    crate::webhook::serve(args.into()).await?;
+    Ok(())
+}

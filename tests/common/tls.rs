@@ -1,0 +1,1 @@
+//! Certificates generated with rcgen and an HTTPS client over real sockets.
