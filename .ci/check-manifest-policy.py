@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""Check the security and availability promises of a rendered s3-seed install.
+
+usage: check-manifest-policy.py OVERLAY RENDERED.yaml
+
+Beyond schema validity, this asserts what the README promises admins: no RBAC
+at all, no service-account token, a restricted pod, two replicas spread and
+protected by a PDB, a NetworkPolicy that admits only the webhook port, and a
+webhook configuration that fails closed only for opted-in StatefulSets. The
+matchConditions are evaluated with a real CEL interpreter against the objects
+the API server would send.
+"""
+import sys
+
+import celpy
+import yaml
+
+
+def fail(msg):
+    raise SystemExit(f"FAIL policy: {msg}")
+
+
+def check(cond, msg):
+    if not cond:
+        fail(msg)
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d and d.get("kind") == kind]
+
+
+def one(docs, kind):
+    found = by_kind(docs, kind)
+    check(len(found) == 1, f"expected one {kind}, found {len(found)}")
+    return found[0]
+
+
+def check_pod(deploy):
+    spec = deploy["spec"]
+    check(spec["replicas"] >= 2, "the webhook must run at least 2 replicas")
+    pod = spec["template"]["spec"]
+    check(pod.get("automountServiceAccountToken") is False, "pods must not mount a token")
+    check("podAntiAffinity" in pod.get("affinity", {}), "replicas must be spread by anti-affinity")
+    check(pod["securityContext"].get("runAsNonRoot") is True, "pod must run as non-root")
+    for c in pod["containers"]:
+        sc = c["securityContext"]
+        check(sc.get("allowPrivilegeEscalation") is False, "allowPrivilegeEscalation must be false")
+        check(sc.get("readOnlyRootFilesystem") is True, "root filesystem must be read-only")
+        check(sc.get("capabilities", {}).get("drop") == ["ALL"], "capabilities must drop ALL")
+        check("runAsUser" not in sc, "no fixed UID (OpenShift assigns one)")
+        check(c.get("readinessProbe") and c.get("livenessProbe"), "probes are required")
+        check(c.get("resources", {}).get("limits", {}).get("memory"), "a memory limit is required")
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        check(env.get("S3_SEED_IMAGE") == c["image"], "S3_SEED_IMAGE must equal the container image")
+
+
+def check_webhook(docs):
+    mwc = one(docs, "MutatingWebhookConfiguration")
+    check(len(mwc["webhooks"]) == 1, "one webhook expected")
+    wh = mwc["webhooks"][0]
+    check(wh["sideEffects"] == "None", "sideEffects must be None")
+    check(wh["admissionReviewVersions"] == ["v1"], "v1 reviews only")
+    check(wh["timeoutSeconds"] <= 5, "timeoutSeconds must be 5 or less")
+    check(wh["reinvocationPolicy"] == "IfNeeded", "reinvocationPolicy must be IfNeeded")
+    check(wh["failurePolicy"] == "Fail", "failurePolicy must be Fail")
+    rule = wh["rules"][0]
+    check(rule["resources"] == ["statefulsets"] and rule["apiGroups"] == ["apps"], "statefulsets only")
+    check(sorted(rule["operations"]) == ["CREATE", "UPDATE"], "CREATE and UPDATE only")
+    excluded = [e for e in wh["namespaceSelector"]["matchExpressions"]
+                if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"][0]["values"]
+    for ns in ["kube-system", "kube-node-lease", "s3-seed"]:
+        check(ns in excluded, f"namespace {ns} must be excluded")
+    check_match_conditions(wh["matchConditions"])
+    return mwc
+
+
+def check_match_conditions(conditions):
+    env = celpy.Environment()
+    programs = [env.program(env.compile(c["expression"])) for c in conditions]
+
+    def matches(obj, old):
+        op = "UPDATE" if old is not None else "CREATE"
+        act = {
+            "request": celpy.json_to_cel({"operation": op}),
+            "object": celpy.json_to_cel(obj),
+            "oldObject": celpy.json_to_cel(old),
+        }
+        return all(bool(p.evaluate(act)) for p in programs)
+
+    src = {"metadata": {"name": "a", "annotations": {"s3-seed.io/source": "s3://b/p/"}}}
+    plain = {"metadata": {"name": "a", "annotations": {"other": "x"}}}
+    bare = {"metadata": {"name": "a"}}
+    cases = [
+        ("CREATE opted in", src, None, True),
+        ("CREATE with other annotations", plain, None, False),
+        ("CREATE without annotations", bare, None, False),
+        ("UPDATE that opts in", src, bare, True),
+        ("UPDATE that removes the source", bare, src, True),
+        ("UPDATE of an unrelated object", plain, bare, False),
+    ]
+    for name, obj, old, want in cases:
+        got = matches(obj, old)
+        check(got == want, f"matchConditions on {name}: got {got}, want {want}")
+
+
+def main(overlay, path):
+    docs = [d for d in yaml.safe_load_all(open(path, encoding="utf-8")) if d]
+    for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]:
+        check(not by_kind(docs, kind), f"{kind} found: the webhook needs no API permissions")
+    check(one(docs, "ServiceAccount").get("automountServiceAccountToken") is False,
+          "ServiceAccount must not automount its token")
+    check_pod(one(docs, "Deployment"))
+    one(docs, "PodDisruptionBudget")
+    netpol = one(docs, "NetworkPolicy")
+    ports = [p["port"] for rule in netpol["spec"]["ingress"] for p in rule.get("ports", [])]
+    check(ports == [8443], f"NetworkPolicy must admit only port 8443, admits {ports}")
+    mwc = check_webhook(docs)
+    annotations = mwc["metadata"].get("annotations", {})
+    ca = mwc["webhooks"][0]["clientConfig"].get("caBundle")
+    expected = {
+        "base": lambda: True,
+        "overlays/cert-manager": lambda: "cert-manager.io/inject-ca-from" in annotations,
+        "overlays/openshift": lambda: annotations.get("service.beta.openshift.io/inject-cabundle") == "true",
+        "overlays/self-managed": lambda: bool(ca) and by_kind(docs, "Secret"),
+    }
+    check(expected[overlay](), f"{overlay}: the serving certificate / caBundle wiring is missing")
+    print(f"ok   {overlay}: policy checks passed (incl. 6 matchConditions cases)")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
