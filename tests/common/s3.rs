@@ -33,12 +33,13 @@
 //! - GetObject ignores `If-Match` / `If-None-Match`; [`store`] answers a
 //!   mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
 //! - Keys map to `ROOT/BUCKET/KEY` through `Path::join` plus a virtual
-//!   absolutize: `a//b` and `./a` are stored and listed as `a/b` and `a`;
-//!   `../x` resolves to `ROOT/x`, outside the bucket (written, never listed);
-//!   `/abs` and `../../x` escape the root and fail with a 500; `a\b` is an
-//!   ordinary file name on Linux; a key cannot be both a file and a folder
-//!   prefix (`a` and `a/b`). Such keys therefore reach a client only through
-//!   [`S3Server::list_extra`], which injects listing entries.
+//!   absolutize (probed with the SDK): `a//b`, `./c` and `f/../g` are stored and
+//!   listed as `a/b`, `c` and `g`; `../x` and `../../x` land at `ROOT/x`, outside
+//!   the bucket (PUT and GET succeed, never listed); `/abs` answers 500; `a\b`
+//!   is an ordinary file name on Linux; `h/` with a body answers 400 (a `dir/`
+//!   key is a directory); `a` while `a/b` exists answers 500, so a key cannot be
+//!   both a file and a folder prefix. Hostile keys therefore reach a client only
+//!   through [`S3Server::list_extra`], which injects listing entries.
 //! - DeleteObject removes the data file only; `dir/` keys are directories.
 
 mod faults;
@@ -151,10 +152,20 @@ impl S3Server {
         let mut builder = S3ServiceBuilder::new(store::Store::new(Arc::clone(&shared)));
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         builder.set_access(faults::Gate::new(Arc::clone(&shared)));
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().expect("local addr of a bound listener").port();
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind 127.0.0.1:0");
+        let port = listener
+            .local_addr()
+            .expect("local addr of a bound listener")
+            .port();
         let task = tokio::spawn(http::serve(listener, builder.build(), Arc::clone(&shared)));
-        S3Server { endpoint: format!("http://127.0.0.1:{port}"), root, shared, task }
+        S3Server {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            root,
+            shared,
+            task,
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -192,7 +203,9 @@ impl S3Server {
     pub fn config(&self) -> aws_sdk_s3::config::Builder {
         aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
-            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "harness"))
+            .credentials_provider(Credentials::new(
+                ACCESS_KEY, SECRET_KEY, None, None, "harness",
+            ))
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
             .force_path_style(true)
@@ -241,7 +254,10 @@ impl S3Server {
 
     /// Uses left across all armed rules (0 once every rule has fired fully).
     pub fn faults_pending(&self) -> u64 {
-        lock(&self.shared.plan).iter().map(|r| u64::from(r.remaining)).sum()
+        lock(&self.shared.plan)
+            .iter()
+            .map(|r| u64::from(r.remaining))
+            .sum()
     }
 
     /// Add an entry to the first page of every ListObjectsV2 answer whose

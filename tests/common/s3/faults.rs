@@ -39,22 +39,34 @@ pub enum Fault {
 impl Fault {
     /// 503 SlowDown, S3's throttling answer.
     pub fn slow_down() -> Fault {
-        Fault::Error { status: 503, code: "SlowDown" }
+        Fault::Error {
+            status: 503,
+            code: "SlowDown",
+        }
     }
 
     /// 500 InternalError.
     pub fn internal_error() -> Fault {
-        Fault::Error { status: 500, code: "InternalError" }
+        Fault::Error {
+            status: 500,
+            code: "InternalError",
+        }
     }
 
     /// 503 ServiceUnavailable.
     pub fn unavailable() -> Fault {
-        Fault::Error { status: 503, code: "ServiceUnavailable" }
+        Fault::Error {
+            status: 503,
+            code: "ServiceUnavailable",
+        }
     }
 
     /// 429 TooManyRequests, the throttling answer of some S3-compatible stores.
     pub fn too_many_requests() -> Fault {
-        Fault::Error { status: 429, code: "TooManyRequests" }
+        Fault::Error {
+            status: 429,
+            code: "TooManyRequests",
+        }
     }
 }
 
@@ -72,7 +84,13 @@ pub struct Rule {
 impl Rule {
     /// A rule that applies `fault` to the next matching request.
     pub fn new(fault: Fault) -> Rule {
-        Rule { fault, op: None, key: None, ranged: None, remaining: 1 }
+        Rule {
+            fault,
+            op: None,
+            key: None,
+            ranged: None,
+            remaining: 1,
+        }
     }
 
     /// Only requests for this operation (`GetObject`, `ListObjectsV2`, ...).
@@ -102,7 +120,10 @@ impl Rule {
     fn matches(&self, req: &Classified) -> bool {
         self.remaining > 0
             && self.op.as_ref().is_none_or(|op| *op == req.op)
-            && self.key.as_ref().is_none_or(|k| req.key.as_ref() == Some(k))
+            && self
+                .key
+                .as_ref()
+                .is_none_or(|k| req.key.as_ref() == Some(k))
             && self.ranged.is_none_or(|r| r == req.range.is_some())
     }
 }
@@ -131,7 +152,10 @@ pub(crate) struct SlotState {
 
 impl Slot {
     pub fn seed() -> Slot {
-        Slot(Arc::new(Mutex::new(SlotState { seed: true, ..SlotState::default() })))
+        Slot(Arc::new(Mutex::new(SlotState {
+            seed: true,
+            ..SlotState::default()
+        })))
     }
 
     pub fn take(&self) -> SlotState {
@@ -163,16 +187,25 @@ impl S3Access for Gate {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let request = classify(cx);
         let authenticated = cx.credentials().is_some();
-        let slot = cx.extensions_mut().get::<Slot>().cloned().unwrap_or_default();
+        let slot = cx
+            .extensions_mut()
+            .get::<Slot>()
+            .cloned()
+            .unwrap_or_default();
         let fault = {
             let mut state = lock(&slot.0);
-            let fault = (authenticated && !state.seed).then(|| self.fire(&request)).flatten();
+            let fault = (authenticated && !state.seed)
+                .then(|| self.fire(&request))
+                .flatten();
             state.request = Some(request);
             state.fault.clone_from(&fault);
             fault
         };
         if !authenticated {
-            return Err(S3Error::with_message(S3ErrorCode::AccessDenied, "signature is required"));
+            return Err(S3Error::with_message(
+                S3ErrorCode::AccessDenied,
+                "signature is required",
+            ));
         }
         match fault {
             Some(Fault::Error { status, code }) => Err(injected_error(status, code)),
@@ -186,7 +219,12 @@ impl S3Access for Gate {
 }
 
 fn classify(cx: &S3AccessContext<'_>) -> Classified {
-    let header = |name| cx.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let header = |name| {
+        cx.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let (bucket, key) = match cx.s3_path() {
         S3Path::Root => (None, None),
         S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 use bytes::Bytes;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
@@ -37,13 +38,17 @@ pub(crate) const SEED_HEADER: &str = "x-s3-seed-harness-seed";
 pub(crate) async fn serve(listener: TcpListener, service: S3Service, shared: Arc<Shared>) {
     let mut connections = JoinSet::new();
     loop {
-        let Ok((stream, _)) = listener.accept().await else { continue };
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
         let (service, shared) = (service.clone(), Arc::clone(&shared));
         let handler = service_fn(move |req| handle(service.clone(), Arc::clone(&shared), req));
         connections.spawn(async move {
             let builder = Builder::new(TokioExecutor::new());
             // A connection error (a cut body, a client hanging up) ends only that connection.
-            let _ = builder.serve_connection(TokioIo::new(stream), handler).await;
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), handler)
+                .await;
         });
         while connections.try_join_next().is_some() {}
     }
@@ -54,7 +59,11 @@ async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<FaultBody>, Infallible> {
-    let slot = if req.headers().contains_key(SEED_HEADER) { Slot::seed() } else { Slot::default() };
+    let slot = if req.headers().contains_key(SEED_HEADER) {
+        Slot::seed()
+    } else {
+        Slot::default()
+    };
     let mut req = req.map(s3s::Body::from);
     req.extensions_mut().insert(slot.clone());
     let resp = service.call(req).await.unwrap_or_else(|_| {
@@ -65,11 +74,25 @@ async fn handle(
     let state = slot.take();
     let fault = state.fault.clone();
     if let (Some(Fault::ReplaceAfter(content)), Some(req)) = (&fault, &state.request) {
-        replace(&shared, req.bucket.as_deref(), req.key.as_deref(), content.clone()).await;
+        replace(
+            &shared,
+            req.bucket.as_deref(),
+            req.key.as_deref(),
+            content.clone(),
+        )
+        .await;
     }
     let (parts, body) = resp.into_parts();
     let count = record(&shared, state, parts.status.as_u16()).then(|| Arc::clone(&shared));
-    let body = FaultBody { inner: body, sent: 0, held: None, pause: None, fault, count };
+    let body = FaultBody {
+        inner: body,
+        sent: 0,
+        held: None,
+        pause: None,
+        fault,
+        cut: false,
+        count,
+    };
     Ok(Response::from_parts(parts, body))
 }
 
@@ -79,7 +102,11 @@ fn record(shared: &Shared, state: SlotState, status: u16) -> bool {
         return false;
     }
     let req = state.request.unwrap_or_default();
-    let op = if req.op.is_empty() { "Unclassified".to_owned() } else { req.op };
+    let op = if req.op.is_empty() {
+        "Unclassified".to_owned()
+    } else {
+        req.op
+    };
     let is_get = op == "GetObject";
     lock(&shared.seen).push(Seen {
         op,
@@ -94,7 +121,9 @@ fn record(shared: &Shared, state: SlotState, status: u16) -> bool {
 
 /// Overwrite an object through the store, as a concurrent writer would.
 async fn replace(shared: &Shared, bucket: Option<&str>, key: Option<&str>, content: Bytes) {
-    let (Some(bucket), Some(key)) = (bucket, key) else { return };
+    let (Some(bucket), Some(key)) = (bucket, key) else {
+        return;
+    };
     let len = i64::try_from(content.len()).expect("test content is far below i64::MAX");
     let input = PutObjectInput::builder()
         .bucket(bucket.to_owned())
@@ -104,7 +133,11 @@ async fn replace(shared: &Shared, bucket: Option<&str>, key: Option<&str>, conte
         .build()
         .expect("bucket, key and body are set");
     let req = super::store::internal_request(input, None);
-    shared.fs.put_object(req).await.expect("replace an object in the s3s-fs root");
+    shared
+        .fs
+        .put_object(req)
+        .await
+        .expect("replace an object in the s3s-fs root");
 }
 
 /// A response body that counts bytes sent and applies a cut or a stall.
@@ -114,8 +147,12 @@ pub(crate) struct FaultBody {
     held: Option<Bytes>,
     pause: Option<Pin<Box<Sleep>>>,
     fault: Option<Fault>,
+    cut: bool,
     count: Option<Arc<Shared>>,
 }
+
+/// How long a cut body idles before failing, so the bytes before the cut reach the client.
+const CUT_FLUSH: Duration = Duration::from_millis(50);
 
 impl FaultBody {
     /// Byte offset at which the armed body fault triggers, if any.
@@ -136,24 +173,27 @@ impl FaultBody {
         }
         self.sent += data.len() as u64;
         if let Some(shared) = &self.count {
-            shared.get_bytes.fetch_add(data.len() as u64, Ordering::SeqCst);
+            shared
+                .get_bytes
+                .fetch_add(data.len() as u64, Ordering::SeqCst);
         }
         Frame::data(data)
     }
 
-    /// At the trigger offset: a cut ends the body with an error, a stall arms the timer.
-    fn at_trigger(&mut self) -> Option<Poll<Option<Result<Frame<Bytes>, s3s::StdError>>>> {
+    /// At the trigger offset, arm the timer: a stall waits it out, a cut waits
+    /// briefly (so hyper flushes the bytes already sent) and then fails the body.
+    fn arm_trigger(&mut self) {
         if self.trigger().is_none_or(|at| self.sent < at) {
-            return None;
+            return;
         }
-        match self.fault.take() {
-            Some(Fault::CutAfter(_)) => Some(Poll::Ready(Some(Err("harness: connection cut".into())))),
-            Some(Fault::StallAfter(_, pause)) => {
-                self.pause = Some(Box::pin(tokio::time::sleep(pause)));
-                None
+        let pause = match self.fault.take() {
+            Some(Fault::StallAfter(_, pause)) => pause,
+            _ => {
+                self.cut = true;
+                CUT_FLUSH
             }
-            _ => None,
-        }
+        };
+        self.pause = Some(Box::pin(tokio::time::sleep(pause)));
     }
 }
 
@@ -166,12 +206,13 @@ impl Body for FaultBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, s3s::StdError>>> {
         let this = self.get_mut();
-        if let Some(cut) = this.at_trigger() {
-            return cut;
-        }
+        this.arm_trigger();
         if let Some(pause) = this.pause.as_mut() {
             ready!(pause.as_mut().poll(cx));
             this.pause = None;
+            if this.cut {
+                return Poll::Ready(Some(Err("harness: connection cut".into())));
+            }
         }
         if let Some(held) = this.held.take() {
             return Poll::Ready(Some(Ok(this.emit(held))));

@@ -37,13 +37,24 @@ impl Intercept for SeedMark {
 }
 
 impl S3Server {
-    fn seed_client(&self) -> Client {
+    /// The seeding client. `checksums` selects `WhenSupported`; without it the
+    /// SDK sends no checksum (with `WhenRequired` it even ignores an explicit
+    /// `checksum_algorithm` on PutObject, as probed with aws-sdk-s3 1.157).
+    fn seed_client_with(&self, checksums: bool) -> Client {
+        let calculation = if checksums {
+            RequestChecksumCalculation::WhenSupported
+        } else {
+            RequestChecksumCalculation::WhenRequired
+        };
         let config = self
             .config()
             .interceptor(SeedMark)
-            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
-            .build();
-        Client::from_conf(config)
+            .request_checksum_calculation(calculation);
+        Client::from_conf(config.build())
+    }
+
+    fn seed_client(&self) -> Client {
+        self.seed_client_with(false)
     }
 
     /// Upload `body` at `key` without a checksum; returns the ETag (quoted, as S3 sends it).
@@ -67,7 +78,7 @@ impl S3Server {
         body: &[u8],
         algorithm: ChecksumAlgorithm,
     ) -> PutObjectOutput {
-        self.seed_client()
+        self.seed_client_with(true)
             .put_object()
             .bucket(BUCKET)
             .key(key)
@@ -82,7 +93,12 @@ impl S3Server {
     /// requires every part but the last to be at least 5 MiB); returns the ETag.
     pub async fn put_multipart(&self, key: &str, body: &[u8], part_size: usize) -> String {
         let client = self.seed_client();
-        let upload = client.create_multipart_upload().bucket(BUCKET).key(key).send().await;
+        let upload = client
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await;
         let upload_id = upload
             .unwrap_or_else(|e| panic!("seed create multipart {key}: {e:?}"))
             .upload_id
@@ -99,9 +115,16 @@ impl S3Server {
                 .send()
                 .await
                 .unwrap_or_else(|e| panic!("seed upload part {n} of {key}: {e:?}"));
-            parts.push(CompletedPart::builder().part_number(n).set_e_tag(part.e_tag).build());
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(part.e_tag)
+                    .build(),
+            );
         }
-        let done = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
         let out = client
             .complete_multipart_upload()
             .bucket(BUCKET)

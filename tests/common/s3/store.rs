@@ -51,13 +51,24 @@ impl Store {
             .key(key.to_owned())
             .build()
             .map_err(|e| s3_error!(InternalError, "head input: {e}"))?;
-        Ok(self.shared.fs.head_object(internal_request(input, None)).await?.output)
+        Ok(self
+            .shared
+            .fs
+            .head_object(internal_request(input, None))
+            .await?
+            .output)
     }
 
-    async fn guarded_get(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn guarded_get(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         if let Some(ETagCondition::ETag(expected)) = &req.input.if_match {
             let head = self.head(&req.input.bucket, &req.input.key).await?;
-            if !head.e_tag.is_some_and(|current| current.strong_cmp(expected)) {
+            if !head
+                .e_tag
+                .is_some_and(|current| current.strong_cmp(expected))
+            {
                 return Err(s3_error!(
                     PreconditionFailed,
                     "At least one of the pre-conditions you specified did not hold"
@@ -67,7 +78,10 @@ impl Store {
         self.shared.fs.get_object(req).await
     }
 
-    async fn listed_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn listed_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let bucket = req.input.bucket.clone();
         let prefix = req.input.prefix.clone().unwrap_or_default();
         let first_flat_page = req.input.continuation_token.is_none()
@@ -85,13 +99,20 @@ impl Store {
 
     /// Fill ETag and checksum algorithm as real S3 lists them.
     async fn describe(&self, bucket: &str, object: &mut Object) {
-        let Some(key) = object.key.as_deref() else { return };
+        let Some(key) = object.key.as_deref() else {
+            return;
+        };
         // An object deleted between list and head keeps a bare entry, as a racing S3 listing would.
-        let Ok(head) = self.head(bucket, key).await else { return };
+        let Ok(head) = self.head(bucket, key).await else {
+            return;
+        };
         let algorithms: Vec<ChecksumAlgorithm> = [
             (head.checksum_crc32.is_some(), ChecksumAlgorithm::CRC32),
             (head.checksum_crc32c.is_some(), ChecksumAlgorithm::CRC32C),
-            (head.checksum_crc64nvme.is_some(), ChecksumAlgorithm::CRC64NVME),
+            (
+                head.checksum_crc64nvme.is_some(),
+                ChecksumAlgorithm::CRC64NVME,
+            ),
             (head.checksum_sha1.is_some(), ChecksumAlgorithm::SHA1),
             (head.checksum_sha256.is_some(), ChecksumAlgorithm::SHA256),
         ]
