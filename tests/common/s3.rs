@@ -138,6 +138,11 @@ pub struct S3Server {
 
 impl S3Server {
     /// Start on 127.0.0.1:0 with an empty bucket [`BUCKET`], on the current runtime.
+    ///
+    /// The server is a task of the test's runtime: a test that runs the
+    /// `s3-seed` binary against it must wait with `tokio::process` (or use a
+    /// multi-thread runtime), never block a current-thread runtime on
+    /// `std::process::Command::output`, or the server cannot answer.
     pub async fn start() -> S3Server {
         let root = tempfile::tempdir().expect("create a temp dir for the s3s-fs root");
         std::fs::create_dir(root.path().join(BUCKET)).expect("create the bucket directory");
