@@ -84,16 +84,10 @@ async fn handle(
     }
     let (parts, body) = resp.into_parts();
     let count = record(&shared, state, parts.status.as_u16()).then(|| Arc::clone(&shared));
-    let body = FaultBody {
-        inner: body,
-        sent: 0,
-        held: None,
-        pause: None,
-        fault,
-        cut: false,
-        count,
-    };
-    Ok(Response::from_parts(parts, body))
+    Ok(Response::from_parts(
+        parts,
+        FaultBody::new(body, fault, count),
+    ))
 }
 
 /// Log the request; returns whether its response body bytes are counted (GetObject).
@@ -155,6 +149,20 @@ pub(crate) struct FaultBody {
 const CUT_FLUSH: Duration = Duration::from_millis(50);
 
 impl FaultBody {
+    /// Wrap `inner`; body faults in `fault` apply, and sent bytes add to
+    /// `count`'s GetObject byte counter when given.
+    fn new(inner: s3s::Body, fault: Option<Fault>, count: Option<Arc<Shared>>) -> FaultBody {
+        FaultBody {
+            inner,
+            sent: 0,
+            held: None,
+            pause: None,
+            fault,
+            cut: false,
+            count,
+        }
+    }
+
     /// Byte offset at which the armed body fault triggers, if any.
     fn trigger(&self) -> Option<u64> {
         match self.fault {
