@@ -1,0 +1,150 @@
+//! Seeding helpers: upload through the SDK, as a real producer would, with a
+//! marker header so the server neither counts nor faults these requests.
+//!
+//! Plain [`S3Server::put`] sends no checksum (`WhenRequired`), like older
+//! tools: the object then has only an MD5 ETag. [`S3Server::put_with_checksum`]
+//! sends the chosen algorithm, which s3s-fs verifies and stores.
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RequestChecksumCalculation, RuntimeComponents};
+use aws_sdk_s3::error::BoxError;
+use aws_sdk_s3::operation::put_object::PutObjectOutput;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+
+use super::http::SEED_HEADER;
+use super::{BUCKET, S3Server};
+
+/// Adds [`SEED_HEADER`] to every request of the seeding client.
+#[derive(Debug)]
+struct SeedMark;
+
+impl Intercept for SeedMark {
+    fn name(&self) -> &'static str {
+        "S3SeedHarnessSeedMark"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        context.request_mut().headers_mut().insert(SEED_HEADER, "1");
+        Ok(())
+    }
+}
+
+impl S3Server {
+    /// The seeding client. `checksums` selects `WhenSupported`; without it the
+    /// SDK sends no checksum (with `WhenRequired` it even ignores an explicit
+    /// `checksum_algorithm` on PutObject, as probed with aws-sdk-s3 1.157).
+    fn seed_client_with(&self, checksums: bool) -> Client {
+        let calculation = if checksums {
+            RequestChecksumCalculation::WhenSupported
+        } else {
+            RequestChecksumCalculation::WhenRequired
+        };
+        let config = self
+            .config()
+            .interceptor(SeedMark)
+            .request_checksum_calculation(calculation);
+        Client::from_conf(config.build())
+    }
+
+    fn seed_client(&self) -> Client {
+        self.seed_client_with(false)
+    }
+
+    /// Upload `body` at `key` without a checksum; returns the ETag (quoted, as S3 sends it).
+    pub async fn put(&self, key: &str, body: &[u8]) -> String {
+        let out = self
+            .seed_client()
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("seed put {key}: {e:?}"));
+        out.e_tag.unwrap_or_default()
+    }
+
+    /// Upload `body` at `key` with a full-object checksum of `algorithm`.
+    pub async fn put_with_checksum(
+        &self,
+        key: &str,
+        body: &[u8],
+        algorithm: ChecksumAlgorithm,
+    ) -> PutObjectOutput {
+        self.seed_client_with(true)
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .checksum_algorithm(algorithm)
+            .body(ByteStream::from(body.to_vec()))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("seed put {key} with checksum: {e:?}"))
+    }
+
+    /// Upload `body` at `key` as a multipart upload of `part_size` parts (s3s-fs
+    /// requires every part but the last to be at least 5 MiB); returns the ETag.
+    pub async fn put_multipart(&self, key: &str, body: &[u8], part_size: usize) -> String {
+        let client = self.seed_client();
+        let upload = client
+            .create_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await;
+        let upload_id = upload
+            .unwrap_or_else(|e| panic!("seed create multipart {key}: {e:?}"))
+            .upload_id
+            .expect("CreateMultipartUpload returns an upload id");
+        let mut parts = Vec::new();
+        for (n, chunk) in (1..).zip(body.chunks(part_size.max(1))) {
+            let part = client
+                .upload_part()
+                .bucket(BUCKET)
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(n)
+                .body(ByteStream::from(chunk.to_vec()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("seed upload part {n} of {key}: {e:?}"));
+            parts.push(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(part.e_tag)
+                    .build(),
+            );
+        }
+        let done = CompletedMultipartUpload::builder()
+            .set_parts(Some(parts))
+            .build();
+        let out = client
+            .complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .multipart_upload(done)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("seed complete multipart {key}: {e:?}"));
+        out.e_tag.unwrap_or_default()
+    }
+
+    /// Delete `key` (no error if it is absent).
+    pub async fn delete(&self, key: &str) {
+        self.seed_client()
+            .delete_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("seed delete {key}: {e:?}"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The `s3s::S3` implementation the server runs: s3s-fs, plus the few things a
+//! sync client relies on that s3s-fs leaves out.
+//!
+//! - ListObjectsV2 entries get their ETag (and checksum algorithm) from
+//!   HeadObject, because s3s-fs lists only key, size and mtime;
+//! - GetObject honours `If-Match` (412 PreconditionFailed on mismatch, ranged
+//!   or not), because s3s-fs ignores it;
+//! - the first page of an undelimited ListObjectsV2 gets the entries armed
+//!   with `S3Server::list_extra`, for keys no filesystem can hold.
+//!
+//! Every other operation the harness uses is delegated untouched.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::{Extensions, HeaderMap, Method, Uri};
+use s3s::auth::Credentials;
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+
+use super::{Shared, lock};
+
+/// s3s-fs behind the `S3` trait, with listing ETags, GET `If-Match` and listing injection.
+pub(crate) struct Store {
+    shared: Arc<Shared>,
+}
+
+/// An `S3Request` for calling the store directly, outside HTTP.
+pub(crate) fn internal_request<T>(input: T, credentials: Option<Credentials>) -> S3Request<T> {
+    S3Request {
+        input,
+        method: Method::GET,
+        uri: Uri::default(),
+        headers: HeaderMap::new(),
+        extensions: Extensions::new(),
+        credentials,
+        region: None,
+        service: None,
+        trailing_headers: None,
+    }
+}
+
+impl Store {
+    pub fn new(shared: Arc<Shared>) -> Store {
+        Store { shared }
+    }
+
+    async fn head(&self, bucket: &str, key: &str) -> S3Result<HeadObjectOutput> {
+        let input = HeadObjectInput::builder()
+            .bucket(bucket.to_owned())
+            .key(key.to_owned())
+            .build()
+            .map_err(|e| s3_error!(InternalError, "head input: {e}"))?;
+        Ok(self
+            .shared
+            .fs
+            .head_object(internal_request(input, None))
+            .await?
+            .output)
+    }
+
+    async fn guarded_get(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        if let Some(ETagCondition::ETag(expected)) = &req.input.if_match {
+            let head = self.head(&req.input.bucket, &req.input.key).await?;
+            if !head
+                .e_tag
+                .is_some_and(|current| current.strong_cmp(expected))
+            {
+                return Err(s3_error!(
+                    PreconditionFailed,
+                    "At least one of the pre-conditions you specified did not hold"
+                ));
+            }
+        }
+        self.shared.fs.get_object(req).await
+    }
+
+    async fn listed_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let bucket = req.input.bucket.clone();
+        let prefix = req.input.prefix.clone().unwrap_or_default();
+        let first_flat_page = req.input.continuation_token.is_none()
+            && req.input.start_after.is_none()
+            && req.input.delimiter.is_none();
+        let mut resp = self.shared.fs.list_objects_v2(req).await?;
+        for object in resp.output.contents.iter_mut().flatten() {
+            self.describe(&bucket, object).await;
+        }
+        if first_flat_page {
+            self.inject_extra(&mut resp.output, &prefix);
+        }
+        Ok(resp)
+    }
+
+    /// Fill ETag and checksum algorithm as real S3 lists them.
+    async fn describe(&self, bucket: &str, object: &mut Object) {
+        let Some(key) = object.key.as_deref() else {
+            return;
+        };
+        // An object deleted between list and head keeps a bare entry, as a racing S3 listing would.
+        let Ok(head) = self.head(bucket, key).await else {
+            return;
+        };
+        let algorithms: Vec<ChecksumAlgorithm> = [
+            (head.checksum_crc32.is_some(), ChecksumAlgorithm::CRC32),
+            (head.checksum_crc32c.is_some(), ChecksumAlgorithm::CRC32C),
+            (
+                head.checksum_crc64nvme.is_some(),
+                ChecksumAlgorithm::CRC64NVME,
+            ),
+            (head.checksum_sha1.is_some(), ChecksumAlgorithm::SHA1),
+            (head.checksum_sha256.is_some(), ChecksumAlgorithm::SHA256),
+        ]
+        .into_iter()
+        .filter(|(present, _)| *present)
+        .map(|(_, name)| ChecksumAlgorithm::from_static(name))
+        .collect();
+        if !algorithms.is_empty() {
+            object.checksum_algorithm = Some(algorithms);
+            object.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+        }
+        object.e_tag = head.e_tag;
+    }
+
+    fn inject_extra(&self, out: &mut ListObjectsV2Output, prefix: &str) {
+        let extra = lock(&self.shared.extra);
+        let injected = extra.iter().filter(|(key, _)| key.starts_with(prefix));
+        let contents = out.contents.get_or_insert_with(Vec::new);
+        for (n, (key, size)) in injected.enumerate() {
+            contents.push(Object {
+                key: Some(key.clone()),
+                size: Some(i64::try_from(*size).unwrap_or(i64::MAX)),
+                e_tag: Some(ETag::Strong(format!("{:032x}", n + 1))),
+                last_modified: Some(Timestamp::from(SystemTime::now())),
+                ..Object::default()
+            });
+        }
+        contents.sort_by(|a, b| a.key.cmp(&b.key));
+        out.key_count = Some(i32::try_from(contents.len()).unwrap_or(i32::MAX));
+    }
+}
+
+/// Implement `S3` for `Store`: listed operations go to s3s-fs untouched, the
+/// ones with `=> method` to an inherent method of `Store`.
+macro_rules! s3_impl {
+    ($($op:ident($input:ident) -> $output:ident $(=> $own:ident)?;)*) => {
+        #[async_trait::async_trait]
+        impl S3 for Store {
+            $(
+                async fn $op(&self, req: S3Request<$input>) -> S3Result<S3Response<$output>> {
+                    s3_impl!(@call self, req, $op $(, $own)?)
+                }
+            )*
+        }
+    };
+    (@call $self:ident, $req:ident, $op:ident) => { $self.shared.fs.$op($req).await };
+    (@call $self:ident, $req:ident, $op:ident, $own:ident) => { $self.$own($req).await };
+}
+
+s3_impl! {
+    create_bucket(CreateBucketInput) -> CreateBucketOutput;
+    delete_bucket(DeleteBucketInput) -> DeleteBucketOutput;
+    head_bucket(HeadBucketInput) -> HeadBucketOutput;
+    list_buckets(ListBucketsInput) -> ListBucketsOutput;
+    get_bucket_location(GetBucketLocationInput) -> GetBucketLocationOutput;
+    list_objects(ListObjectsInput) -> ListObjectsOutput;
+    list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => listed_v2;
+    get_object(GetObjectInput) -> GetObjectOutput => guarded_get;
+    head_object(HeadObjectInput) -> HeadObjectOutput;
+    put_object(PutObjectInput) -> PutObjectOutput;
+    copy_object(CopyObjectInput) -> CopyObjectOutput;
+    delete_object(DeleteObjectInput) -> DeleteObjectOutput;
+    delete_objects(DeleteObjectsInput) -> DeleteObjectsOutput;
+    create_multipart_upload(CreateMultipartUploadInput) -> CreateMultipartUploadOutput;
+    upload_part(UploadPartInput) -> UploadPartOutput;
+    upload_part_copy(UploadPartCopyInput) -> UploadPartCopyOutput;
+    list_parts(ListPartsInput) -> ListPartsOutput;
+    complete_multipart_upload(CompleteMultipartUploadInput) -> CompleteMultipartUploadOutput;
+    abort_multipart_upload(AbortMultipartUploadInput) -> AbortMultipartUploadOutput;
+}

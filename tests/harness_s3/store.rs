@@ -1,0 +1,278 @@
+//! The store as a sync client sees it: ranges, checksums per algorithm,
+//! multipart ETags, listings (ETags, injected hostile keys) and the way
+//! s3s-fs maps odd keys, all as documented at the top of `common/s3.rs`.
+
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use sha2::Digest as _;
+
+use super::common::s3::S3Server;
+use super::{body, get, pattern, status, strict};
+#[tokio::test]
+async fn ranged_get_returns_content_range() {
+    let s3 = S3Server::start().await;
+    let data = pattern(100);
+    s3.put("r", &data).await;
+    let client = s3.client();
+    for (range, first, last) in [
+        ("bytes=0-9", 0, 9),
+        ("bytes=90-", 90, 99),
+        ("bytes=-5", 95, 99),
+    ] {
+        let out = get(&client, "r", Some(range)).await;
+        assert_eq!(
+            out.content_range(),
+            Some(format!("bytes {first}-{last}/100").as_str())
+        );
+        assert_eq!(out.content_length(), Some(last - first + 1));
+        assert_eq!(body(out).await, data[first as usize..=last as usize]);
+    }
+}
+
+#[tokio::test]
+async fn single_put_checksums_per_algorithm() {
+    let s3 = S3Server::start().await;
+    let client = s3.client();
+    let data = pattern(3000);
+    for algorithm in [
+        ChecksumAlgorithm::Crc32,
+        ChecksumAlgorithm::Crc32C,
+        ChecksumAlgorithm::Crc64Nvme,
+        ChecksumAlgorithm::Sha1,
+        ChecksumAlgorithm::Sha256,
+    ] {
+        let key = format!("sum-{}", algorithm.as_str());
+        let put = s3.put_with_checksum(&key, &data, algorithm.clone()).await;
+        let stored = checksums(&put);
+        assert_eq!(
+            stored.iter().flatten().count(),
+            1,
+            "{algorithm:?}: {stored:?}"
+        );
+        let head = client.head_object().bucket(s3.bucket()).key(&key);
+        assert_eq!(
+            checksums_head(&head.clone().send().await.unwrap()),
+            stored,
+            "HEAD, no mode"
+        );
+        let head = head
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(checksums_head(&head), stored, "HEAD with ChecksumMode");
+        let full = client
+            .get_object()
+            .bucket(s3.bucket())
+            .key(&key)
+            .checksum_mode(ChecksumMode::Enabled);
+        let full = full.send().await.unwrap();
+        assert_eq!(checksums_get(&full), stored, "full GET");
+        assert_eq!(body(full).await, data, "SDK validated the checksum");
+        let ranged = client
+            .get_object()
+            .bucket(s3.bucket())
+            .key(&key)
+            .range("bytes=0-99");
+        let ranged = ranged
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            checksums_get(&ranged),
+            [None, None, None, None, None],
+            "no checksum on a range"
+        );
+    }
+    let crc32 = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, &data) as u32;
+    let head = client
+        .head_object()
+        .bucket(s3.bucket())
+        .key("sum-CRC32")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.checksum_crc32(),
+        Some(B64.encode(crc32.to_be_bytes()).as_str())
+    );
+    let head = client
+        .head_object()
+        .bucket(s3.bucket())
+        .key("sum-SHA256")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        head.checksum_sha256(),
+        Some(B64.encode(sha2::Sha256::digest(&data)).as_str())
+    );
+    let plain = s3.put("plain", &data).await;
+    let head = client
+        .head_object()
+        .bucket(s3.bucket())
+        .key("plain")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (head.e_tag(), checksums_head(&head)),
+        (Some(plain.as_str()), [None, None, None, None, None])
+    );
+}
+
+type Sums = [Option<String>; 5];
+
+fn checksums(o: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> Sums {
+    [
+        &o.checksum_crc32,
+        &o.checksum_crc32_c,
+        &o.checksum_crc64_nvme,
+        &o.checksum_sha1,
+        &o.checksum_sha256,
+    ]
+    .map(Clone::clone)
+}
+
+fn checksums_head(o: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Sums {
+    [
+        &o.checksum_crc32,
+        &o.checksum_crc32_c,
+        &o.checksum_crc64_nvme,
+        &o.checksum_sha1,
+        &o.checksum_sha256,
+    ]
+    .map(Clone::clone)
+}
+
+fn checksums_get(o: &GetObjectOutput) -> Sums {
+    [
+        &o.checksum_crc32,
+        &o.checksum_crc32_c,
+        &o.checksum_crc64_nvme,
+        &o.checksum_sha1,
+        &o.checksum_sha256,
+    ]
+    .map(Clone::clone)
+}
+
+#[tokio::test]
+async fn multipart_objects_have_part_count_etags_and_no_checksum() {
+    let s3 = S3Server::start().await;
+    let data = pattern(5 * 1024 * 1024 + 1024);
+    let etag = s3.put_multipart("mp", &data, 5 * 1024 * 1024).await;
+    assert!(etag.ends_with("-2\""), "{etag}");
+    let client = s3.client();
+    let head = client
+        .head_object()
+        .bucket(s3.bucket())
+        .key("mp")
+        .checksum_mode(ChecksumMode::Enabled);
+    let head = head.send().await.unwrap();
+    assert_eq!(
+        (head.e_tag(), checksums_head(&head)),
+        (Some(etag.as_str()), [None, None, None, None, None])
+    );
+    assert_eq!(body(get(&client, "mp", None).await).await, data);
+
+    // The documented quirk: multipart over a key that had a checksum keeps the stale one.
+    s3.put_with_checksum("stale", b"old", ChecksumAlgorithm::Crc32)
+        .await;
+    s3.put_multipart("stale", b"new content", 5 * 1024 * 1024)
+        .await;
+    let head = client
+        .head_object()
+        .bucket(s3.bucket())
+        .key("stale")
+        .send()
+        .await
+        .unwrap();
+    assert!(head.checksum_crc32().is_some() && head.e_tag().is_some_and(|e| e.ends_with("-1\"")));
+}
+
+#[tokio::test]
+async fn listing_carries_etags_checksum_algorithms_and_injected_keys() {
+    let s3 = S3Server::start().await;
+    let plain = s3.put("dir/file", b"abc").await;
+    s3.put_with_checksum("sum", b"abc", ChecksumAlgorithm::Crc32C)
+        .await;
+    let hostile = ["../x", "a//b", "./a", "a\\b", "/abs", "dir"];
+    for key in hostile {
+        s3.list_extra(key, 7);
+    }
+    let out = s3
+        .client()
+        .list_objects_v2()
+        .bucket(s3.bucket())
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        [
+            "../x", "./a", "/abs", "a//b", "a\\b", "dir", "dir/file", "sum"
+        ]
+    );
+    assert_eq!(out.key_count(), Some(8));
+    let find = |k: &str| out.contents().iter().find(|o| o.key() == Some(k)).expect(k);
+    assert_eq!(find("dir/file").e_tag(), Some(plain.as_str()));
+    assert_eq!(
+        find("sum").checksum_algorithm(),
+        [ChecksumAlgorithm::Crc32C]
+    );
+    assert_eq!(find("../x").size(), Some(7));
+
+    let out = s3
+        .client()
+        .list_objects_v2()
+        .bucket(s3.bucket())
+        .prefix("a")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        ["a//b", "a\\b"],
+        "injected entries respect the prefix"
+    );
+}
+
+#[tokio::test]
+async fn s3s_fs_maps_odd_keys_as_documented() {
+    let s3 = S3Server::start().await;
+    let client = strict(&s3);
+    let put = |key: &'static str| {
+        client
+            .put_object()
+            .bucket(s3.bucket())
+            .key(key)
+            .body(b"z".to_vec().into())
+            .send()
+    };
+    for key in ["a//b", "./c", "f/../g", "../x", "d\\e"] {
+        put(key).await.unwrap_or_else(|e| panic!("{key}: {e:?}"));
+    }
+    assert_eq!(status(&put("/abs").await.unwrap_err()), Some(500));
+    assert_eq!(
+        status(&put("a").await.unwrap_err()),
+        Some(500),
+        "a is already a folder prefix"
+    );
+    let out = client
+        .list_objects_v2()
+        .bucket(s3.bucket())
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["a/b", "c", "d\\e", "g"]);
+    assert!(
+        s3.root().join("x").is_file(),
+        "../x lands beside the bucket"
+    );
+}
