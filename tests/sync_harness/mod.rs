@@ -95,7 +95,11 @@ impl Shared {
     /// record so the new MD5 is served).
     pub fn overwrite(&self, key: &str, data: &[u8]) {
         use base64::Engine as _;
-        std::fs::write(self.object_path(key), data).unwrap();
+        // atomic like S3: a new inode, so bodies already streaming keep the old bytes
+        let path = self.object_path(key);
+        let tmp = path.with_extension("swap-tmp");
+        std::fs::write(&tmp, data).unwrap();
+        std::fs::rename(&tmp, &path).unwrap();
         let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(key);
         for entry in std::fs::read_dir(&self.root).unwrap().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
