@@ -22,9 +22,15 @@ async fn object_replaced_during_ranged_download_restarts_on_412() {
     cfg.concurrency = 2;
     let s = sync::run(&cfg, &s3.client()).await.unwrap();
     assert_eq!(s.downloaded, 1);
-    assert!(tree(target.path())["big"] == v2, "the new version, not a mix of both");
+    assert!(
+        tree(target.path())["big"] == v2,
+        "the new version, not a mix of both"
+    );
     let (_, _, heads) = s3.shared.counts();
-    assert!(heads >= 2, "the object was re-examined after the 412 (heads: {heads})");
+    assert!(
+        heads >= 2,
+        "the object was re-examined after the 412 (heads: {heads})"
+    );
 
     // the state records the new version: a warm run fetches nothing
     s3.shared.reset_counts();
@@ -55,8 +61,15 @@ async fn transient_faults_are_retried() {
     let files = tree(target.path());
     assert!(files["big"] == big && files["small"] == small);
     assert_eq!(s.verified, 2);
-    assert!(s3.shared.faults.lock().unwrap().is_empty(), "every fault was hit");
-    assert_eq!(s3.shared.counts().1, 5 + 5, "4 ranges + 1 small GET, plus one retry per fault");
+    assert!(
+        s3.shared.faults.lock().unwrap().is_empty(),
+        "every fault was hit"
+    );
+    assert_eq!(
+        s3.shared.counts().1,
+        5 + 5,
+        "4 ranges + 1 small GET, plus one retry per fault"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -91,13 +104,23 @@ async fn corrupted_bytes_are_caught_by_md5_and_refetched_once() {
     *s3.shared.faults.lock().unwrap() = [Fault::Corrupt].into();
     let s = sync::run(&cfg, &s3.client()).await.unwrap();
     assert_eq!(s.verified, 2);
-    assert_eq!(tree(target.path())["raw"], b"bytes without a checksum: only the md5 etag");
+    assert_eq!(
+        tree(target.path())["raw"],
+        b"bytes without a checksum: only the md5 etag"
+    );
 
     // corrupted every time: an integrity failure naming the key
     std::fs::remove_file(target.path().join("big-raw")).unwrap();
-    s3.shared.always.lock().unwrap().insert("p/big-raw".into(), Fault::Corrupt);
+    s3.shared
+        .always
+        .lock()
+        .unwrap()
+        .insert("p/big-raw".into(), Fault::Corrupt);
     let err = sync::run(&cfg, &s3.client()).await.unwrap_err();
-    assert!(matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big-raw"), "{err}");
+    assert!(
+        matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big-raw"),
+        "{err}"
+    );
     assert_eq!(err.exit_code(), 8);
     assert!(!target.path().join("big-raw").exists());
 }
@@ -120,7 +143,9 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
     }
 }
 
@@ -135,7 +160,16 @@ async fn a_full_filesystem_fails_early_or_cleanly() {
     let cfg = config("p/", fs.0.path());
     s3.shared.reset_counts();
     let err = sync::run(&cfg, &s3.client()).await.unwrap_err();
-    assert!(matches!(err, SyncError::DiskSpace { need: 1_500_000, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            SyncError::DiskSpace {
+                need: 1_500_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
     assert_eq!(s3.shared.counts().1, 0, "checked before any GET");
 
     // lie about the free space: the write itself hits ENOSPC

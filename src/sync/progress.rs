@@ -47,18 +47,15 @@ impl Progress {
         let secs = self.started.elapsed().as_secs_f64().max(1e-3);
         let rate = done as f64 / secs;
         let left = self.total_bytes.saturating_sub(done) as f64;
-        let eta = if rate > 0.0 {
-            left / rate
-        } else {
-            f64::INFINITY
-        };
+        // seconds left at the average rate so far (unknown before the first byte)
+        let eta_s = (rate > 0.0).then(|| (left / rate).ceil() as u64);
         tracing::info!(
             bytes = done,
             total_bytes = self.total_bytes,
             files = self.files.load(Ordering::Relaxed),
             total_files = self.total_files,
-            mb_per_s = format!("{:.1}", rate / 1e6),
-            eta_s = format!("{eta:.0}"),
+            mb_per_s = (rate / 1e5).round() / 10.0,
+            eta_s,
             "progress"
         );
     }
