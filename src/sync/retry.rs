@@ -14,6 +14,7 @@ use std::time::Duration;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::retry::ErrorKind;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -52,7 +53,11 @@ where
         (_, Some(412)) => Class::Changed,
         (_, Some(429 | 500..=599)) => Class::Transient(detail),
         (SdkError::TimeoutError(_) | SdkError::ResponseError(_), _) => Class::Transient(detail),
-        (SdkError::DispatchFailure(d), _) if d.is_io() || d.is_timeout() => {
+        // connection refused/reset, timeouts, and a pooled connection that
+        // the server closed ("connection closed before message completed")
+        (SdkError::DispatchFailure(d), _)
+            if d.is_io() || d.is_timeout() || d.as_other() == Some(ErrorKind::TransientError) =>
+        {
             Class::Transient(detail)
         }
         (_, Some(404)) => Class::NotFound(detail),

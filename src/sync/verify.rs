@@ -126,16 +126,16 @@ fn md5_etag(etag: &str) -> Option<[u8; 16]> {
 
 /// Hashes bytes in order for one [`Expected`].
 pub enum Hasher {
-    Crc(CrcKind, crc_fast::Digest),
-    Md5(Box<md5::Md5>),
+    Crc(CrcKind, Box<crc_fast::Digest>),
+    Md5(md5::Md5),
     None,
 }
 
 impl Hasher {
     pub fn new(expected: &Expected) -> Self {
         match expected {
-            Expected::Crc(kind, _) => Self::Crc(*kind, kind.digest()),
-            Expected::Md5(_) => Self::Md5(Box::default()),
+            Expected::Crc(kind, _) => Self::Crc(*kind, Box::new(kind.digest())),
+            Expected::Md5(_) => Self::Md5(md5::Md5::default()),
             Expected::Nothing(_) => Self::None,
         }
     }
