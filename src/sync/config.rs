@@ -60,8 +60,8 @@ impl SyncConfig {
         }
     }
 
-    /// Size of each write buffer: at most 1 MiB, and never more than a part.
+    /// Size of each write buffer: at most 512 KiB, and never more than a part.
     pub fn buffer_size(&self) -> usize {
-        usize::try_from(self.part_size.min(1024 * 1024)).unwrap_or(1024 * 1024)
+        usize::try_from(self.part_size.min(512 * 1024)).unwrap_or(512 * 1024)
     }
 }

@@ -64,6 +64,8 @@ pub struct Shared {
     pub swap: Mutex<Option<(String, Vec<u8>)>>,
     /// Sleep before answering each GET.
     pub get_delay: Mutex<Duration>,
+    /// MD5 ETags by key, valid while the file's (mtime, size, inode) is unchanged.
+    etags: Mutex<HashMap<String, ((std::time::SystemTime, u64, u64), String)>>,
 }
 
 impl Shared {
@@ -87,8 +89,21 @@ impl Shared {
 
     /// The MD5 ETag of an object as stored (what s3s-fs serves for single PUTs).
     fn etag(&self, key: &str) -> Option<String> {
+        use std::os::unix::fs::MetadataExt as _;
+        let meta = std::fs::metadata(self.object_path(key)).ok()?;
+        let stamp = (meta.modified().ok()?, meta.len(), meta.ino());
+        if let Some((s, etag)) = self.etags.lock().unwrap().get(key)
+            && *s == stamp
+        {
+            return Some(etag.clone());
+        }
         let data = std::fs::read(self.object_path(key)).ok()?;
-        Some(hex(&md5::Md5::digest(&data)))
+        let etag = hex(&md5::Md5::digest(&data));
+        self.etags
+            .lock()
+            .unwrap()
+            .insert(key.to_owned(), (stamp, etag.clone()));
+        Some(etag)
     }
 
     /// Replace an object's bytes behind s3s-fs's back (and drop its sidecar
