@@ -135,7 +135,59 @@ impl Retry {
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_s3::error::ConnectorError;
+    use aws_sdk_s3::operation::get_object::GetObjectError;
+    use aws_smithy_types::body::SdkBody;
+    use aws_smithy_types::error::ErrorMetadata;
+
     use super::*;
+
+    fn service(status: u16, code: &str) -> SdkError<GetObjectError, HttpResponse> {
+        let meta = ErrorMetadata::builder().code(code).build();
+        let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+        SdkError::service_error(GetObjectError::generic(meta), raw)
+    }
+
+    fn dispatch(e: ConnectorError) -> SdkError<GetObjectError, HttpResponse> {
+        SdkError::dispatch_failure(e)
+    }
+
+    #[test]
+    fn classification() {
+        let io = || std::io::Error::other("reset");
+        let transient = [
+            service(503, "SlowDown"),
+            service(500, "InternalError"),
+            service(429, "TooManyRequests"),
+            dispatch(ConnectorError::io(io().into())),
+            dispatch(ConnectorError::timeout(io().into())),
+            dispatch(ConnectorError::other(
+                io().into(),
+                Some(ErrorKind::TransientError),
+            )),
+        ];
+        for e in transient {
+            assert!(matches!(classify(&e), Class::Transient(_)), "{e:?}");
+        }
+        assert_eq!(
+            classify(&service(412, "PreconditionFailed")),
+            Class::Changed
+        );
+        assert!(matches!(
+            classify(&service(404, "NoSuchKey")),
+            Class::NotFound(_)
+        ));
+        assert!(matches!(
+            classify(&service(403, "InvalidAccessKeyId")),
+            Class::Credentials(_)
+        ));
+        assert!(matches!(
+            classify(&service(403, "AccessDenied")),
+            Class::Fatal(_)
+        ));
+        let no_creds = dispatch(ConnectorError::other(io().into(), None));
+        assert!(matches!(classify(&no_creds), Class::Credentials(_)));
+    }
 
     #[tokio::test]
     async fn attempts_and_budget_are_bounded() {

@@ -125,6 +125,7 @@ impl RequestError {
         };
         match self {
             Self::Changed => source(format!("key {key:?} changed repeatedly during the sync")),
+            Self::NotFound(d) if key.is_empty() => source(format!("bucket not found ({d})")),
             Self::NotFound(d) => source(format!("key {key:?} not found ({d})")),
             Self::Credentials(d) => SyncError::Config(format!("credentials or client setup: {d}")),
             Self::Fatal(d) => source(if key.is_empty() {
