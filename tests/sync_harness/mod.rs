@@ -45,6 +45,9 @@ pub enum Fault {
     Corrupt,
 }
 
+/// (mtime, size, inode) of an object file.
+type FileStamp = (std::time::SystemTime, u64, u64);
+
 /// Counters and knobs shared between a test and its server.
 #[derive(Debug, Default)]
 pub struct Shared {
@@ -65,7 +68,7 @@ pub struct Shared {
     /// Sleep before answering each GET.
     pub get_delay: Mutex<Duration>,
     /// MD5 ETags by key, valid while the file's (mtime, size, inode) is unchanged.
-    etags: Mutex<HashMap<String, ((std::time::SystemTime, u64, u64), String)>>,
+    etags: Mutex<HashMap<String, (FileStamp, String)>>,
 }
 
 impl Shared {
