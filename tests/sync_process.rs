@@ -202,3 +202,56 @@ async fn unwritable_target_names_uid_gid_and_fsgroup() {
     assert!(line.contains("fsGroup"), "{line}");
     assert_eq!(s3.shared.counts(), (0, 0, 0), "failed before talking to S3");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoint_trusted_through_aws_ca_bundle() {
+    let (s3, ca_pem) = Server::start_tls().await;
+    s3.put_raw("p/a", b"over tls"); // the test's own client does not trust the CA
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let target = dir.path().join("data");
+
+    let out = output(command(
+        &s3,
+        "p/",
+        &target,
+        &[("S3_SEED_RETRY_BUDGET", "1")],
+    ))
+    .await;
+    assert!(
+        !out.status.success(),
+        "an unknown CA must not be trusted: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!target.join("a").exists());
+
+    let out = output(command(
+        &s3,
+        "p/",
+        &target,
+        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
+    ))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(target.join("a")).unwrap(), b"over tls");
+
+    std::fs::write(&ca, "not a certificate").unwrap();
+    let out = output(command(
+        &s3,
+        "p/",
+        &target,
+        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
+    ))
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -302,6 +302,25 @@ impl Drop for Server {
 
 impl Server {
     pub async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Serve HTTPS with a fresh self-signed certificate for 127.0.0.1;
+    /// returns the server and the certificate (PEM) to trust.
+    pub async fn start_tls() -> (Self, String) {
+        s3_seed::cli::install_crypto_provider();
+        let ck = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()]).unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::try_from(ck.signing_key.serialize_der()).unwrap();
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![ck.cert.der().clone()], key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        (Self::start_with(Some(acceptor)).await, ck.cert.pem())
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let root = tempfile::tempdir().unwrap();
         std::fs::create_dir(root.path().join(BUCKET)).unwrap();
         let shared = Arc::new(Shared {
@@ -316,17 +335,23 @@ impl Server {
         builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
         let service = builder.build();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let endpoint = format!("{scheme}://{}", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((sock, _)) = listener.accept().await else {
                     continue;
                 };
-                let svc = service.clone();
+                let (svc, tls) = (service.clone(), tls.clone());
                 tokio::spawn(async move {
-                    let _ = ConnBuilder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(sock), svc)
-                        .await;
+                    let conn = ConnBuilder::new(TokioExecutor::new());
+                    let _ = match tls {
+                        None => conn.serve_connection(TokioIo::new(sock), svc).await,
+                        Some(tls) => match tls.accept(sock).await {
+                            Ok(stream) => conn.serve_connection(TokioIo::new(stream), svc).await,
+                            Err(_) => return,
+                        },
+                    };
                 });
             }
         });
