@@ -18,6 +18,7 @@ pub mod config;
 mod download;
 pub mod error;
 pub mod fsutil;
+mod get;
 pub mod keys;
 pub mod plan;
 mod pool;

@@ -19,9 +19,10 @@ use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
 use super::download::{
-    Ctx, Fetch, Fetched, Span, Version, blocking, get_into, sync_file, temp_name, unverified_reason,
+    Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason,
 };
 use super::error::SyncError;
+use super::get::{Span, get_into};
 use super::keys::RelPath;
 use super::resume::Record;
 use super::s3::{self, RequestError};
