@@ -1,12 +1,16 @@
 //! Flags of `s3-seed sync`. Their env names come from [`crate::spec::env`],
-//! the contract the webhook writes.
+//! the contract the webhook writes; tuning flags the webhook never sets use
+//! `S3_SEED_*` names of their own. [`SyncArgs::to_config`] turns them into the
+//! plain [`SyncConfig`] the sync component takes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
 use crate::spec::{Endpoint, GlobList, S3Uri, env, parse_bool, parse_region};
+use crate::sync::SyncConfig;
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -43,12 +47,24 @@ pub struct SyncArgs {
     pub region: Option<String>,
 
     /// Parallel transfers (objects and ranges together).
-    #[arg(long, env = env::CONCURRENCY, default_value_t = 16)]
+    #[arg(long, env = env::CONCURRENCY, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: u16,
 
-    /// Size of one ranged GET for large objects, e.g. 8MiB.
-    #[arg(long, env = env::PART_SIZE, default_value = "8MiB")]
+    /// Size of one ranged GET for large objects, e.g. 8MiB (64KiB to 5GiB).
+    #[arg(long, env = env::PART_SIZE, default_value = "8MiB", value_parser = parse_part_size)]
     pub part_size: bytesize::ByteSize,
+
+    /// Seconds a response body may deliver nothing before the request is retried.
+    #[arg(long, env = "S3_SEED_STALL_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stall_timeout_secs: u64,
+
+    /// Retries allowed in the whole run (throttling, 5xx, broken or stalled connections).
+    #[arg(long, env = "S3_SEED_RETRY_BUDGET", default_value_t = 100)]
+    pub retry_budget: u32,
+
+    /// Seconds between progress lines in the log while downloading.
+    #[arg(long, env = "S3_SEED_PROGRESS_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub progress_interval_secs: u64,
 
     /// Format of the final summary line.
     #[arg(long, env = env::SUMMARY_FORMAT, value_enum, default_value_t = SummaryFormat::Text)]
@@ -69,6 +85,87 @@ pub enum SummaryFormat {
     Json,
 }
 
+impl SyncArgs {
+    /// The component's configuration for these flags.
+    pub fn to_config(&self) -> SyncConfig {
+        let mut cfg = SyncConfig::new(self.source.clone(), self.target.clone());
+        cfg.include = self.include.clone();
+        cfg.exclude = self.exclude.clone();
+        cfg.prune = !self.no_prune;
+        cfg.endpoint = self.endpoint.clone();
+        cfg.path_style = self.path_style;
+        cfg.region = self.region.clone();
+        cfg.concurrency = usize::from(self.concurrency);
+        cfg.part_size = self.part_size.as_u64();
+        cfg.stall_timeout = Duration::from_secs(self.stall_timeout_secs);
+        cfg.retry_budget = self.retry_budget;
+        cfg.progress_interval = Duration::from_secs(self.progress_interval_secs);
+        cfg
+    }
+}
+
+fn parse_part_size(s: &str) -> Result<bytesize::ByteSize, String> {
+    let size: bytesize::ByteSize = s.parse()?;
+    if !(64 * 1024..=5 * 1024 * 1024 * 1024).contains(&size.as_u64()) {
+        return Err(format!("{s} is outside 64KiB..5GiB"));
+    }
+    Ok(size)
+}
+
 pub async fn run(args: SyncArgs) -> ExitCode {
     crate::sync::run_cli(args).await
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    fn config(args: &[&str]) -> Result<crate::sync::SyncConfig, String> {
+        let argv = [
+            "s3-seed",
+            "sync",
+            "--source",
+            "s3://bkt/p/",
+            "--target",
+            "/data",
+        ];
+        let cli = Cli::try_parse_from(argv.iter().chain(args)).map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Sync(a) => Ok(a.to_config()),
+            _ => Err("not sync".into()),
+        }
+    }
+
+    #[test]
+    fn flags_become_config() {
+        let cfg = config(&[]).unwrap();
+        assert_eq!(
+            (cfg.prune, cfg.concurrency, cfg.part_size),
+            (true, 16, 8 << 20)
+        );
+        let cfg = config(&[
+            "--no-prune",
+            "--part-size",
+            "256KiB",
+            "--concurrency",
+            "4",
+            "--include",
+            "*.bin",
+        ])
+        .unwrap();
+        assert_eq!(
+            (cfg.prune, cfg.concurrency, cfg.part_size),
+            (false, 4, 256 << 10)
+        );
+        assert_eq!(cfg.include.patterns(), ["*.bin"]);
+        for bad in [
+            &["--part-size", "1KiB"][..],
+            &["--concurrency", "0"],
+            &["--part-size", "6GiB"],
+        ] {
+            assert!(config(bad).is_err(), "{bad:?}");
+        }
+    }
 }

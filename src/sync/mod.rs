@@ -1,11 +1,226 @@
 //! The init-container side: bring a directory up to date with an S3 prefix.
+//!
+//! One run is a straight line, each step in its own module:
+//! 1. [`fsutil::Target::open`]: create/open the target and `.s3-seed/`, prove
+//!    it is writable (else a permission error naming uid, gid and fsGroup);
+//! 2. [`s3::list`]: one paginated ListObjectsV2 of the prefix;
+//! 3. [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
+//! 4. [`plan::plan`]: listing + [`state::State`] + local facts → skip /
+//!    download / clear / prune (pure);
+//! 5. free-space check, then [`download::download_all`]: bounded parallel
+//!    GETs into temporary files, verified, fsynced and renamed into place;
+//! 6. fsync changed folders, prune, write the state file last.
+//!
+//! Tests and the demo call [`run`] with a client pointed at a local server;
+//! the binary goes through [`run_cli`].
 
+pub mod config;
+mod download;
+pub mod error;
+pub mod fsutil;
+mod get;
+pub mod keys;
+pub mod plan;
+mod pool;
+mod progress;
+mod ranged;
+mod resume;
+mod retry;
+pub mod s3;
+pub mod state;
+pub mod summary;
+pub mod verify;
+
+use std::collections::BTreeSet;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use crate::cli::SyncArgs;
+pub use config::SyncConfig;
+pub use error::SyncError;
+pub use s3::build_client;
+pub use summary::Summary;
 
-/// Run `s3-seed sync` from parsed flags. (Skeleton: implemented by the sync work.)
-pub async fn run_cli(_args: SyncArgs) -> ExitCode {
-    eprintln!("error: sync is not built yet");
-    ExitCode::FAILURE
+use crate::cli::{SummaryFormat, SyncArgs};
+use download::{Ctx, download_all, temp_name};
+use fsutil::Target;
+use keys::{Filters, RelPath};
+use plan::{Plan, PlanInput};
+use pool::BufferPool;
+use progress::Progress;
+use retry::Retry;
+use state::State;
+
+/// Bring `cfg.target` up to date with `cfg.source` using `client`.
+pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summary, SyncError> {
+    let started = Instant::now();
+    let target = Arc::new(Target::open(&cfg.target)?);
+    let retry = Retry::new(cfg.retry_budget, cfg.max_attempts, cfg.retry_base);
+    let (bucket, prefix) = (cfg.source.bucket(), cfg.source.prefix());
+    let listed = s3::list(client, bucket, prefix, &retry).await?;
+    let listed_count = listed.len() as u64;
+    let filters = Filters::new(cfg.include.compile(), cfg.exclude.compile());
+    let wanted = keys::select(prefix, listed, &filters)?;
+    let previous = State::load(&target);
+    let source = cfg.source.to_string();
+    let plan = make_plan(cfg, &target, &source, wanted, previous.as_ref())?;
+    check_space(cfg, &target, &plan)?;
+    for rel in &plan.clear_first {
+        target.remove_placed(rel)?;
+    }
+    let total: u64 = plan.download.iter().map(|d| d.object.size).sum();
+    let progress = Arc::new(Progress::new(total, plan.download.len() as u64));
+    let ctx = Arc::new(Ctx {
+        client: client.clone(),
+        bucket: bucket.to_owned(),
+        uri: source.clone(),
+        target: Arc::clone(&target),
+        retry,
+        pool: BufferPool::new(cfg.concurrency, cfg.buffer_size()),
+        progress: Arc::clone(&progress),
+        part_size: cfg.part_size,
+        stall: cfg.stall_timeout,
+        touched: Mutex::new(BTreeSet::new()),
+    });
+    let reporter = progress.spawn_reporter(cfg.progress_interval);
+    let downloaded =
+        download_all(Arc::clone(&ctx), plan.download.clone(), cfg.concurrency * 2).await;
+    reporter.abort();
+    let downloaded = downloaded?;
+    let pruned = finish(&ctx, &source, &plan, &downloaded, previous.as_ref())?;
+    let verified = downloaded
+        .iter()
+        .filter(|(_, e)| e.verified.is_some())
+        .count() as u64;
+    let seconds = started.elapsed().as_secs_f64();
+    let bytes = progress.bytes();
+    Ok(Summary {
+        listed: listed_count,
+        skipped: plan.skip.len() as u64,
+        downloaded: downloaded.len() as u64,
+        verified,
+        unverified: downloaded.len() as u64 - verified,
+        pruned,
+        bytes,
+        seconds,
+        mb_per_s: bytes as f64 / 1e6 / seconds.max(1e-6),
+    })
+}
+
+fn make_plan(
+    cfg: &SyncConfig,
+    target: &Target,
+    source: &str,
+    wanted: Vec<keys::Wanted>,
+    previous: Option<&State>,
+) -> Result<Plan, SyncError> {
+    let old = previous.iter().flat_map(|s| s.entries.keys());
+    let old: Vec<RelPath> = old.filter_map(|p| RelPath::parse(p).ok()).collect();
+    let local = target.stat_many(wanted.iter().map(|w| &w.rel).chain(old.iter()));
+    plan::plan(PlanInput {
+        source,
+        target: target.path(),
+        wanted,
+        previous,
+        local: &local,
+        prune: cfg.prune,
+        part_size: cfg.part_size,
+    })
+}
+
+/// Fail before any GET when the bytes to fetch exceed the free space.
+fn check_space(cfg: &SyncConfig, target: &Target, plan: &Plan) -> Result<(), SyncError> {
+    let need: u64 = plan
+        .download
+        .iter()
+        .map(|d| {
+            let on_disk = d.object.etag.as_deref().and_then(|etag| {
+                resume::Record::peek(
+                    target,
+                    &temp_name(&d.rel),
+                    &d.object.key,
+                    etag,
+                    d.object.size,
+                )
+            });
+            d.object.size - on_disk.unwrap_or(0).min(d.object.size)
+        })
+        .sum();
+    let free = match cfg.free_space_override {
+        Some(free) => free,
+        None => target.free_space()?,
+    };
+    if need > free {
+        return Err(SyncError::DiskSpace {
+            dir: target.path().to_owned(),
+            need,
+            free,
+        });
+    }
+    Ok(())
+}
+
+/// Make installs durable, prune, then write the state file last.
+fn finish(
+    ctx: &Ctx,
+    source: &str,
+    plan: &Plan,
+    downloaded: &[(RelPath, state::Entry)],
+    previous: Option<&State>,
+) -> Result<u64, SyncError> {
+    let target = &ctx.target;
+    let mut touched = ctx.touched.lock().map(|t| t.clone()).unwrap_or_default();
+    target.sync_dirs(&touched)?;
+    touched.clear();
+    let mut pruned = 0;
+    for rel in &plan.prune {
+        if target.remove_placed(rel)? {
+            pruned += 1;
+        } else {
+            tracing::warn!(path = %rel, "not pruned: no longer a regular file placed by s3-seed");
+        }
+        touched.insert(rel.split_parent().0.unwrap_or("").to_owned());
+    }
+    target.sync_dirs(&touched)?;
+    let mut state = State::new(source.to_owned());
+    state.entries.extend(plan.skip.clone());
+    state.entries.extend(plan.keep.clone());
+    state
+        .entries
+        .extend(downloaded.iter().map(|(r, e)| (r.to_string(), e.clone())));
+    if previous != Some(&state) {
+        state.save(target)?;
+    }
+    target.clear_tmp();
+    Ok(pruned)
+}
+
+/// Run `s3-seed sync` from parsed flags: print the summary line, write a
+/// one-line reason to the termination log on failure, map errors to the
+/// documented exit codes.
+pub async fn run_cli(args: SyncArgs) -> ExitCode {
+    let format = args.summary_format;
+    let termination_log = args.termination_log.clone();
+    let cfg = args.to_config();
+    let result = async {
+        let client = build_client(&cfg).await?;
+        run(&cfg, &client).await
+    }
+    .await;
+    match result {
+        Ok(summary) => {
+            match format {
+                SummaryFormat::Text => println!("{}", summary.text()),
+                SummaryFormat::Json => println!("{}", summary.json()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let line = format!("s3-seed sync failed: {e}").replace(['\n', '\r'], " ");
+            tracing::error!(exit_code = e.exit_code(), "{line}");
+            // Best effort: the file only exists (and is writable) in Kubernetes.
+            let _ = std::fs::write(&termination_log, format!("{line}\n"));
+            ExitCode::from(e.exit_code())
+        }
+    }
 }

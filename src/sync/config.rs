@@ -1,0 +1,67 @@
+//! The plain configuration of a sync: what the CLI (or a test) hands to
+//! [`super::run`] and [`super::build_client`]. No clap here; defaults live in
+//! [`SyncConfig::new`] so tests and the CLI agree on them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::spec::{Endpoint, GlobList, S3Uri};
+
+/// Everything `s3-seed sync` needs besides the S3 client.
+#[derive(Debug, Clone)]
+pub struct SyncConfig {
+    pub source: S3Uri,
+    pub target: PathBuf,
+    pub include: GlobList,
+    pub exclude: GlobList,
+    /// Remove files s3-seed placed earlier that are gone from the source.
+    pub prune: bool,
+    pub endpoint: Option<Endpoint>,
+    pub path_style: bool,
+    pub region: Option<String>,
+    /// Parallel GETs (objects and ranges together); also the number of buffers.
+    pub concurrency: usize,
+    /// Objects larger than this are fetched as ranges of this size.
+    pub part_size: u64,
+    /// A body that delivers no byte for this long is abandoned and retried.
+    pub stall_timeout: Duration,
+    /// Retries allowed in the whole run, across all requests.
+    pub retry_budget: u32,
+    /// Attempts of one request before it fails.
+    pub max_attempts: u32,
+    /// First backoff step; doubles each attempt (with full jitter), capped at 20 s.
+    pub retry_base: Duration,
+    /// How often progress is logged while downloading.
+    pub progress_interval: Duration,
+    /// Pretend the target filesystem has this many free bytes (tests).
+    pub free_space_override: Option<u64>,
+}
+
+impl SyncConfig {
+    /// A configuration with the documented defaults.
+    pub fn new(source: S3Uri, target: PathBuf) -> Self {
+        Self {
+            source,
+            target,
+            include: GlobList::default(),
+            exclude: GlobList::default(),
+            prune: true,
+            endpoint: None,
+            path_style: false,
+            region: None,
+            concurrency: 16,
+            part_size: 8 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(30),
+            retry_budget: 100,
+            max_attempts: 8,
+            retry_base: Duration::from_millis(200),
+            progress_interval: Duration::from_secs(5),
+            free_space_override: None,
+        }
+    }
+
+    /// Size of each write buffer: at most 512 KiB, and never more than a part.
+    pub fn buffer_size(&self) -> usize {
+        usize::try_from(self.part_size.min(512 * 1024)).unwrap_or(512 * 1024)
+    }
+}

@@ -1,0 +1,256 @@
+//! The download pipeline: planned downloads feed a `JoinSet` of object tasks
+//! (at most `2 × concurrency` alive); every GET, small or ranged, first takes
+//! a buffer from the [`BufferPool`], so the number of requests in flight and
+//! the memory used are bounded by the pool. The first error returns at once
+//! and dropping the `JoinSet` cancels every other transfer; temporary files
+//! stay in `.s3-seed/tmp/` for the next run to resume or overwrite.
+//!
+//! Every GET carries `If-Match` with the listed ETag. A 412 means the object
+//! was replaced: the object restarts with the new version (at most
+//! [`MAX_RESTARTS`] times). A checksum mismatch refetches the object once,
+//! then fails naming the key.
+
+use std::collections::BTreeSet;
+use std::fs::File;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use sha2::{Digest as _, Sha256};
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
+
+use super::error::SyncError;
+use super::fsutil::{LocalFact, Target};
+use super::get::{Span, get_into};
+use super::keys::RelPath;
+use super::plan::Download;
+use super::pool::BufferPool;
+use super::progress::Progress;
+use super::ranged;
+use super::retry::Retry;
+use super::s3;
+use super::state::Entry;
+use super::verify::Expected;
+
+/// Times one object may be found replaced before the run gives up on it.
+pub const MAX_RESTARTS: u32 = 3;
+
+/// Shared by every transfer of a run.
+#[derive(Debug)]
+pub struct Ctx {
+    pub client: Client,
+    pub bucket: String,
+    pub uri: String,
+    pub target: Arc<Target>,
+    pub retry: Retry,
+    pub pool: BufferPool,
+    pub progress: Arc<Progress>,
+    pub part_size: u64,
+    pub stall: Duration,
+    /// Folders whose entries changed; fsynced before the state is written.
+    pub touched: Mutex<BTreeSet<String>>,
+}
+
+/// The version of an object being fetched.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub etag: Option<String>,
+    pub size: u64,
+    pub last_modified: Option<i64>,
+}
+
+/// A fetched, verified (or knowingly unverified) and fsynced temporary file.
+#[derive(Debug)]
+pub struct Fetched {
+    pub tmp: String,
+    pub verified: Option<&'static str>,
+    pub unverified_because: Option<&'static str>,
+    /// Resume record to delete once installed.
+    pub resume: Option<String>,
+}
+
+/// Why fetching one object stopped.
+#[derive(Debug)]
+pub enum Fetch {
+    /// The object was replaced (412): restart with the new version.
+    Changed,
+    /// The bytes do not match S3's checksum.
+    Mismatch(String),
+    Failed(SyncError),
+}
+
+impl From<SyncError> for Fetch {
+    fn from(e: SyncError) -> Self {
+        Self::Failed(e)
+    }
+}
+
+/// Download and install every planned object; returns the new state entries.
+pub async fn download_all(
+    ctx: Arc<Ctx>,
+    jobs: Vec<Download>,
+    max_objects: usize,
+) -> Result<Vec<(RelPath, Entry)>, SyncError> {
+    let mut set = JoinSet::new();
+    let mut jobs = jobs.into_iter();
+    let mut out = Vec::new();
+    loop {
+        while set.len() < max_objects.max(1) {
+            let Some(job) = jobs.next() else { break };
+            let span = tracing::info_span!("object", key = %job.object.key);
+            set.spawn(object(Arc::clone(&ctx), job).instrument(span));
+        }
+        match set.join_next().await {
+            None => return Ok(out),
+            Some(Ok(done)) => out.push(done?),
+            Some(Err(e)) => {
+                return Err(SyncError::Io {
+                    path: ctx.target.path().to_owned(),
+                    source: std::io::Error::other(format!("download task failed: {e}")),
+                });
+            }
+        }
+    }
+}
+
+/// Fetch one object (restarting on 412, refetching once on mismatch), install it.
+async fn object(ctx: Arc<Ctx>, job: Download) -> Result<(RelPath, Entry), SyncError> {
+    let key = job.object.key.as_str();
+    let mut version = Version {
+        etag: job.object.etag.clone(),
+        size: job.object.size,
+        last_modified: job.object.last_modified,
+    };
+    let (mut restarts, mut mismatches) = (0, 0);
+    loop {
+        let fetched = if version.size > ctx.part_size {
+            ranged::fetch(&ctx, &job.rel, key, &version).await
+        } else {
+            small(&ctx, &job.rel, key, &version).await
+        };
+        match fetched {
+            Ok(fetched) => return install(&ctx, &job, &version, fetched).await,
+            Err(Fetch::Changed) if restarts < MAX_RESTARTS => {
+                restarts += 1;
+                let head = s3::head(&ctx.client, &ctx.bucket, key, None, &ctx.retry).await;
+                let head = head.map_err(|e| e.into_sync(&ctx.uri, key))?;
+                tracing::warn!(old = ?version.etag, new = ?head.etag, "object replaced during download; restarting it");
+                version = Version {
+                    etag: head.etag,
+                    size: head.size,
+                    last_modified: head.last_modified,
+                };
+            }
+            Err(Fetch::Mismatch(reason)) if mismatches == 0 => {
+                mismatches += 1;
+                tracing::warn!(%reason, "checksum mismatch; downloading the object again");
+            }
+            Err(Fetch::Changed) => return Err(s3::RequestError::Changed.into_sync(&ctx.uri, key)),
+            Err(Fetch::Mismatch(reason)) => {
+                return Err(SyncError::Integrity {
+                    key: key.to_owned(),
+                    reason,
+                });
+            }
+            Err(Fetch::Failed(e)) => return Err(e),
+        }
+    }
+}
+
+/// Move the fetched file into place and describe it for the state file.
+async fn install(
+    ctx: &Arc<Ctx>,
+    job: &Download,
+    version: &Version,
+    fetched: Fetched,
+) -> Result<(RelPath, Entry), SyncError> {
+    let target = Arc::clone(&ctx.target);
+    let (rel, tmp) = (job.rel.clone(), fetched.tmp.clone());
+    let fact = blocking(move || target.install(&tmp, &rel)).await?;
+    if let Some(resume) = &fetched.resume {
+        ctx.target.remove_temp(resume);
+    }
+    let dir = job.rel.split_parent().0.unwrap_or("").to_owned();
+    if let Ok(mut touched) = ctx.touched.lock() {
+        touched.insert(dir);
+    }
+    let LocalFact::File { mtime_ns, .. } = fact else {
+        return Err(SyncError::Io {
+            path: ctx.target.display(job.rel.as_str()),
+            source: std::io::Error::other("file vanished right after it was installed"),
+        });
+    };
+    if let Some(why) = fetched.unverified_because {
+        tracing::warn!(reason = why, "installed without verification");
+    }
+    ctx.progress.file_done();
+    let entry = Entry {
+        key: job.object.key.clone(),
+        size: version.size,
+        etag: version.etag.clone(),
+        last_modified: version.last_modified,
+        mtime_ns,
+        verified: fetched.verified.map(str::to_owned),
+    };
+    Ok((job.rel.clone(), entry))
+}
+
+/// Objects up to `part_size`: one GET (checksums come with the response).
+async fn small(ctx: &Ctx, rel: &RelPath, key: &str, version: &Version) -> Result<Fetched, Fetch> {
+    let tmp = temp_name(rel);
+    let file = Arc::new(ctx.target.create_temp(&tmp)?);
+    let range = Span {
+        start: 0,
+        len: version.size,
+        whole: true,
+    };
+    let (hasher, expected) = get_into(ctx, key, version, range, &file, None).await?;
+    let verified = match hasher.check(&expected) {
+        Ok(v) => v,
+        Err(reason) => {
+            ctx.target.remove_temp(&tmp);
+            return Err(Fetch::Mismatch(reason));
+        }
+    };
+    sync_file(ctx, &file, &tmp).await?;
+    Ok(Fetched {
+        tmp,
+        verified,
+        unverified_because: unverified_reason(&expected),
+        resume: None,
+    })
+}
+
+pub fn unverified_reason(expected: &Expected) -> Option<&'static str> {
+    match expected {
+        Expected::Nothing(why) => Some(why),
+        _ => None,
+    }
+}
+
+/// The temporary file name of a target path: stable, so a rerun finds it.
+pub fn temp_name(rel: &RelPath) -> String {
+    let digest = Sha256::digest(rel.as_str().as_bytes());
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.part")
+}
+
+/// fsync a finished temporary file.
+pub async fn sync_file(ctx: &Ctx, file: &Arc<File>, tmp: &str) -> Result<(), SyncError> {
+    let f = Arc::clone(file);
+    let path = ctx.target.tmp_path(tmp);
+    blocking(move || f.sync_all().map_err(|e| SyncError::io(path, e))).await
+}
+
+/// Run blocking filesystem work off the async threads.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, SyncError> + Send + 'static,
+) -> Result<T, SyncError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| SyncError::Io {
+            path: std::path::PathBuf::from("."),
+            source: std::io::Error::other(format!("blocking task failed: {e}")),
+        })?
+}

@@ -1,0 +1,126 @@
+//! The one error type of the sync boundary.
+//!
+//! Every variant names what it is about (key, path, flag) so the one-line
+//! reason written to the termination log is enough to act on, and every
+//! variant maps to a documented process exit code ([`SyncError::exit_code`]).
+//! Messages never contain credentials: SDK errors are reduced to their code,
+//! status and message before they get here.
+
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+/// Why a sync failed.
+#[derive(Debug, Error)]
+pub enum SyncError {
+    /// The client could not be configured (CA bundle, proxy, credentials).
+    #[error("configuration: {0}")]
+    Config(String),
+    /// Listing or reading the source failed in a way a retry will not fix.
+    #[error("source {uri}: {reason}")]
+    Source { uri: String, reason: String },
+    /// A key that cannot be mapped safely to a path inside the target.
+    #[error("key {key:?} is rejected: {reason}")]
+    HostileKey { key: String, reason: &'static str },
+    /// One key is a file and another uses it as a folder.
+    #[error("key {file:?} is both a file and a folder prefix (of {child:?})")]
+    KeyConflict { file: String, child: String },
+    /// Something that is not ours stands where a file or folder must go.
+    #[error("{path} {reason}; move it away or exclude the key (s3-seed never writes through it)")]
+    PathBlocked { path: PathBuf, reason: &'static str },
+    /// Not enough free space for what must be downloaded.
+    #[error("not enough disk space in {dir}: need {need} bytes to download, {free} bytes free")]
+    DiskSpace { dir: PathBuf, need: u64, free: u64 },
+    /// The filesystem filled up while writing.
+    #[error("disk full while writing {path}")]
+    DiskFull { path: PathBuf },
+    /// The process may not write to the target.
+    #[error(
+        "cannot write to {dir} as uid {uid} gid {gid}: set the pod's securityContext.fsGroup \
+         (e.g. fsGroup: {gid_hint}) so the volume is group-writable, or run as the volume's owner"
+    )]
+    Permission {
+        dir: PathBuf,
+        uid: u32,
+        gid: u32,
+        gid_hint: u32,
+    },
+    /// Downloaded bytes do not match what S3 says the object contains.
+    #[error("integrity check failed for key {key:?}: {reason}")]
+    Integrity { key: String, reason: String },
+    /// A transfer still failed after retries, or the retry budget ran out.
+    #[error("download of key {key:?} failed: {reason}")]
+    Transfer { key: String, reason: String },
+    /// Any other local I/O failure.
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl SyncError {
+    /// The process exit code documented in docs/sync.md.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::Io { .. } => 1,
+            Self::Config(_) => 3,
+            Self::Source { .. } => 4,
+            Self::HostileKey { .. } | Self::KeyConflict { .. } | Self::PathBlocked { .. } => 5,
+            Self::DiskSpace { .. } | Self::DiskFull { .. } => 6,
+            Self::Permission { .. } => 7,
+            Self::Integrity { .. } => 8,
+            Self::Transfer { .. } => 9,
+        }
+    }
+
+    /// Wrap an I/O error with the path it concerns, recognising a full disk.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        let path = path.into();
+        if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+            Self::DiskFull { path }
+        } else {
+            Self::Io { path, source }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_per_class() {
+        let nospc = std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        let cases: [(SyncError, u8); 6] = [
+            (SyncError::io("/t/a", nospc), 6),
+            (SyncError::io("/t/a", std::io::Error::other("x")), 1),
+            (SyncError::Config("x".into()), 3),
+            (
+                SyncError::HostileKey {
+                    key: "../x".into(),
+                    reason: "r",
+                },
+                5,
+            ),
+            (
+                SyncError::Integrity {
+                    key: "k".into(),
+                    reason: "r".into(),
+                },
+                8,
+            ),
+            (
+                SyncError::Transfer {
+                    key: "k".into(),
+                    reason: "r".into(),
+                },
+                9,
+            ),
+        ];
+        for (err, code) in cases {
+            assert_eq!(err.exit_code(), code, "{err}");
+        }
+    }
+}

@@ -1,0 +1,387 @@
+//! Every filesystem operation of the sync, done relative to directory handles.
+//!
+//! The application owns the volume and may have planted symlinks anywhere in
+//! it, so paths are never resolved as strings. [`Target`] holds open handles to
+//! the target folder, `.s3-seed/` and `.s3-seed/tmp/`; every other folder is
+//! reached by opening one component at a time with `O_NOFOLLOW`, and files are
+//! stat'ed, renamed and removed with the `*at` calls on those handles. A
+//! symlink, file or device where a folder must be stops the walk.
+//!
+//! Files are installed the crash-safe way: written in `.s3-seed/tmp/` (same
+//! filesystem as the target, so `rename` is atomic), fsynced, renamed into
+//! place; folders whose entries changed are fsynced before the state file is
+//! written, and the state file itself goes through the same steps.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::error::SyncError;
+use super::keys::{RESERVED, RelPath};
+
+const TMP: &str = "tmp";
+
+/// What is at a path of the target, seen without following symlinks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalFact {
+    Missing,
+    File {
+        size: u64,
+        mtime_ns: i64,
+    },
+    Symlink,
+    Dir,
+    Other,
+    /// A parent component is not a folder (symlink, file, ...): `depth` is the
+    /// number of components up to and including it.
+    BlockedParent {
+        depth: usize,
+        symlink: bool,
+    },
+}
+
+/// Open handles on the target and s3-seed's folders inside it.
+#[derive(Debug)]
+pub struct Target {
+    path: PathBuf,
+    root: OwnedFd,
+    meta: OwnedFd,
+    tmp: OwnedFd,
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+fn is_permission(e: Errno) -> bool {
+    matches!(e, Errno::ACCESS | Errno::PERM | Errno::ROFS)
+}
+
+impl Target {
+    /// Create (if needed) and open the target, `.s3-seed/` and `.s3-seed/tmp/`,
+    /// and prove the process can write there.
+    pub fn open(path: &Path) -> Result<Self, SyncError> {
+        let perm = |dir: &Path| permission_error(dir);
+        if let Err(e) = std::fs::create_dir_all(path) {
+            return Err(match e.raw_os_error().map(Errno::from_raw_os_error) {
+                Some(errno) if is_permission(errno) => perm(path),
+                _ => SyncError::io(path, e),
+            });
+        }
+        let root = rustix::fs::openat(CWD, path, dir_flags() & !OFlags::NOFOLLOW, Mode::empty())
+            .map_err(|e| SyncError::io(path, e.into()))?;
+        let meta_path = path.join(RESERVED);
+        let meta = open_or_make_dir(&root, RESERVED).map_err(|e| match e {
+            e if is_permission(e) => perm(path),
+            Errno::LOOP | Errno::NOTDIR => SyncError::PathBlocked {
+                path: meta_path.clone(),
+                reason: "is not a folder (s3-seed keeps its state there)",
+            },
+            e => SyncError::io(&meta_path, e.into()),
+        })?;
+        let tmp = open_or_make_dir(&meta, TMP).map_err(|e| match e {
+            e if is_permission(e) => perm(path),
+            e => SyncError::io(meta_path.join(TMP), e.into()),
+        })?;
+        let target = Self {
+            path: path.to_owned(),
+            root,
+            meta,
+            tmp,
+        };
+        target.probe_write()?;
+        Ok(target)
+    }
+
+    fn probe_write(&self) -> Result<(), SyncError> {
+        let name = ".probe";
+        let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC;
+        match rustix::fs::openat(&self.tmp, name, flags, Mode::from_bits_truncate(0o600)) {
+            Ok(_) => {
+                let _ = rustix::fs::unlinkat(&self.tmp, name, AtFlags::empty());
+                Ok(())
+            }
+            Err(e) if is_permission(e) => Err(permission_error(&self.path)),
+            Err(e) => Err(SyncError::io(self.path.join(RESERVED), e.into())),
+        }
+    }
+
+    /// The target folder as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The path of a target entry, for messages.
+    pub fn display(&self, rel: &str) -> PathBuf {
+        self.path.join(rel)
+    }
+
+    /// Bytes available to this process on the target's filesystem.
+    pub fn free_space(&self) -> Result<u64, SyncError> {
+        let st =
+            rustix::fs::fstatvfs(&self.root).map_err(|e| SyncError::io(&self.path, e.into()))?;
+        Ok(st.f_bavail.saturating_mul(st.f_frsize))
+    }
+
+    /// Look at many paths, reusing the folder handle of consecutive siblings.
+    pub fn stat_many<'a>(
+        &self,
+        rels: impl IntoIterator<Item = &'a RelPath>,
+    ) -> HashMap<RelPath, LocalFact> {
+        let mut sorted: Vec<&RelPath> = rels.into_iter().collect();
+        sorted.sort();
+        sorted.dedup();
+        let mut cache: Option<(String, Result<OwnedFd, LocalFact>)> = None;
+        let mut out = HashMap::with_capacity(sorted.len());
+        for rel in sorted {
+            let (dir, name) = rel.split_parent();
+            let dir = dir.unwrap_or("");
+            if cache.as_ref().is_none_or(|(d, _)| d != dir) {
+                cache = Some((dir.to_owned(), self.walk(dir, false)));
+            }
+            let fact = match cache.as_ref().map(|(_, r)| r) {
+                Some(Ok(fd)) => stat_name(fd, name),
+                Some(Err(blocked)) => *blocked,
+                None => LocalFact::Missing,
+            };
+            out.insert(rel.clone(), fact);
+        }
+        out
+    }
+
+    /// Open the folder `dir` (relative, `""` for the target) one component at
+    /// a time without following symlinks, creating missing ones if asked.
+    fn walk(&self, dir: &str, create: bool) -> Result<OwnedFd, LocalFact> {
+        let mut cur = rustix::io::dup(&self.root).map_err(|_| LocalFact::Other)?;
+        for (depth, comp) in dir.split('/').filter(|c| !c.is_empty()).enumerate() {
+            let next = if create {
+                open_or_make_dir(&cur, comp)
+            } else {
+                rustix::fs::openat(&cur, comp, dir_flags(), Mode::empty())
+            };
+            cur = match next {
+                Ok(fd) => fd,
+                Err(Errno::NOENT) => return Err(LocalFact::Missing),
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    let symlink = stat_name(&cur, comp) == LocalFact::Symlink;
+                    let depth = depth + 1;
+                    return Err(LocalFact::BlockedParent { depth, symlink });
+                }
+                Err(_) => return Err(LocalFact::Other),
+            };
+        }
+        Ok(cur)
+    }
+
+    fn walk_or_err(&self, dir: &str, create: bool) -> Result<OwnedFd, SyncError> {
+        self.walk(dir, create).map_err(|fact| match fact {
+            LocalFact::BlockedParent { depth, symlink } => SyncError::PathBlocked {
+                path: self.display(&dir.split('/').take(depth).collect::<Vec<_>>().join("/")),
+                reason: if symlink {
+                    "is a symlink where a folder must be"
+                } else {
+                    "is not a folder but a folder must be there"
+                },
+            },
+            _ => SyncError::io(self.display(dir), io::Error::other("cannot open folder")),
+        })
+    }
+
+    /// Create (or truncate) a temporary file in `.s3-seed/tmp/`.
+    pub fn create_temp(&self, name: &str) -> Result<File, SyncError> {
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        rustix::fs::openat(&self.tmp, name, flags, Mode::from_bits_truncate(0o644))
+            .map(File::from)
+            .map_err(|e| SyncError::io(self.tmp_path(name), e.into()))
+    }
+
+    /// Open an existing temporary file for resuming, if there is one.
+    pub fn open_temp(&self, name: &str) -> Option<File> {
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        rustix::fs::openat(&self.tmp, name, flags, Mode::empty())
+            .ok()
+            .map(File::from)
+    }
+
+    pub fn remove_temp(&self, name: &str) {
+        let _ = rustix::fs::unlinkat(&self.tmp, name, AtFlags::empty());
+    }
+
+    pub fn tmp_path(&self, name: &str) -> PathBuf {
+        self.path.join(RESERVED).join(TMP).join(name)
+    }
+
+    /// Read a small file of `.s3-seed/tmp/` (resume records).
+    pub fn read_temp(&self, name: &str) -> Option<Vec<u8>> {
+        read_at(&self.tmp, name)
+    }
+
+    /// Replace a small file of `.s3-seed/tmp/` atomically and durably.
+    pub fn write_temp_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), SyncError> {
+        write_atomic(&self.tmp, name, bytes).map_err(|e| SyncError::io(self.tmp_path(name), e))
+    }
+
+    /// Read a file of `.s3-seed/` (the state file).
+    pub fn read_meta(&self, name: &str) -> Option<Vec<u8>> {
+        read_at(&self.meta, name)
+    }
+
+    /// Replace a file of `.s3-seed/` atomically and durably.
+    pub fn write_meta_atomic(&self, name: &str, bytes: &[u8]) -> Result<(), SyncError> {
+        write_atomic(&self.meta, name, bytes)
+            .map_err(|e| SyncError::io(self.path.join(RESERVED).join(name), e))
+    }
+
+    /// Move a fsynced temporary file to `rel`, creating folders on the way.
+    /// Returns the installed file's facts. The caller fsyncs the folder later
+    /// through [`Target::sync_dirs`].
+    pub fn install(&self, tmp_name: &str, rel: &RelPath) -> Result<LocalFact, SyncError> {
+        let (dir, name) = rel.split_parent();
+        let parent = self.walk_or_err(dir.unwrap_or(""), true)?;
+        match stat_name(&parent, name) {
+            LocalFact::Missing | LocalFact::File { .. } => {}
+            LocalFact::Symlink => return Err(self.blocked(rel, "is a symlink")),
+            _ => return Err(self.blocked(rel, "is a folder or special file")),
+        }
+        rustix::fs::renameat(&self.tmp, tmp_name, &parent, name)
+            .map_err(|e| SyncError::io(self.display(rel.as_str()), e.into()))?;
+        Ok(stat_name(&parent, name))
+    }
+
+    fn blocked(&self, rel: &RelPath, reason: &'static str) -> SyncError {
+        SyncError::PathBlocked {
+            path: self.display(rel.as_str()),
+            reason,
+        }
+    }
+
+    /// fsync folders (relative, `""` for the target) whose entries changed.
+    pub fn sync_dirs(&self, dirs: &BTreeSet<String>) -> Result<(), SyncError> {
+        for dir in dirs {
+            if let Ok(fd) = self.walk(dir, false) {
+                rustix::fs::fsync(&fd).map_err(|e| SyncError::io(self.display(dir), e.into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove a regular file s3-seed placed, then its folders if now empty.
+    /// Anything else at that path (symlink, folder) is left alone: `Ok(false)`.
+    pub fn remove_placed(&self, rel: &RelPath) -> Result<bool, SyncError> {
+        let (dir, name) = rel.split_parent();
+        let dir = dir.unwrap_or("");
+        let Ok(parent) = self.walk(dir, false) else {
+            return Ok(false);
+        };
+        if !matches!(stat_name(&parent, name), LocalFact::File { .. }) {
+            return Ok(false);
+        }
+        rustix::fs::unlinkat(&parent, name, AtFlags::empty())
+            .map_err(|e| SyncError::io(self.display(rel.as_str()), e.into()))?;
+        drop(parent);
+        self.remove_empty_dirs(dir);
+        Ok(true)
+    }
+
+    fn remove_empty_dirs(&self, dir: &str) {
+        let mut dir = dir.to_owned();
+        while !dir.is_empty() {
+            let (up, name) = dir.rsplit_once('/').unwrap_or(("", dir.as_str()));
+            let Ok(fd) = self.walk(up, false) else { return };
+            if rustix::fs::unlinkat(&fd, name, AtFlags::REMOVEDIR).is_err() {
+                return; // not empty (or not ours to remove): stop here
+            }
+            dir = up.to_owned();
+        }
+    }
+
+    /// Remove every leftover of `.s3-seed/tmp/` after a successful sync.
+    pub fn clear_tmp(&self) {
+        let Ok(fd) = rustix::io::dup(&self.tmp) else {
+            return;
+        };
+        let Ok(dir) = rustix::fs::Dir::read_from(fd) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name().to_bytes();
+            if name != b"." && name != b".." {
+                let _ = rustix::fs::unlinkat(&self.tmp, entry.file_name(), AtFlags::empty());
+            }
+        }
+    }
+}
+
+fn permission_error(dir: &Path) -> SyncError {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    SyncError::Permission {
+        dir: dir.to_owned(),
+        uid,
+        gid,
+        gid_hint: if gid == 0 { 1000 } else { gid },
+    }
+}
+
+fn open_or_make_dir(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
+    match rustix::fs::openat(parent, name, dir_flags(), Mode::empty()) {
+        Err(Errno::NOENT) => {
+            match rustix::fs::mkdirat(parent, name, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {
+                    rustix::fs::openat(parent, name, dir_flags(), Mode::empty())
+                }
+                Err(e) => Err(e),
+            }
+        }
+        other => other,
+    }
+}
+
+fn stat_name(dir: &OwnedFd, name: &str) -> LocalFact {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Err(_) => LocalFact::Missing,
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::RegularFile => LocalFact::File {
+                size: u64::try_from(st.st_size).unwrap_or(0),
+                mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
+            },
+            FileType::Symlink => LocalFact::Symlink,
+            FileType::Directory => LocalFact::Dir,
+            _ => LocalFact::Other,
+        },
+    }
+}
+
+fn read_at(dir: &OwnedFd, name: &str) -> Option<Vec<u8>> {
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let fd = rustix::fs::openat(dir, name, flags, Mode::empty()).ok()?;
+    let mut out = Vec::new();
+    io::Read::read_to_end(&mut File::from(fd), &mut out).ok()?;
+    Some(out)
+}
+
+fn write_atomic(dir: &OwnedFd, name: &str, bytes: &[u8]) -> io::Result<()> {
+    let tmp = format!("{name}.new");
+    let flags =
+        OFlags::WRONLY | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+    let mut file = File::from(rustix::fs::openat(
+        dir,
+        &tmp,
+        flags,
+        Mode::from_bits_truncate(0o644),
+    )?);
+    io::Write::write_all(&mut file, bytes)?;
+    file.sync_all()?;
+    rustix::fs::renameat(dir, &tmp, dir, name)?;
+    rustix::fs::fsync(dir)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+//! Resume records of large downloads: `.s3-seed/tmp/<id>.part.json` next to
+//! the preallocated `<id>.part`.
+//!
+//! A record lists the parts whose bytes are known to be on disk, with their
+//! CRCs so the full-object checksum can still be combined after a restart. It
+//! is only rewritten after an `fdatasync` of the part file, so every part it
+//! names is durable. A rerun reuses the record only for the same key, ETag,
+//! size, part size and checksum kind; anything else starts over.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::fsutil::Target;
+use super::verify::CrcKind;
+
+/// What is already downloaded of one object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub key: String,
+    pub etag: String,
+    pub size: u64,
+    pub part_size: u64,
+    pub crc: Option<CrcKind>,
+    /// Part index → CRC of that part (0 when no CRC is computed).
+    pub done: BTreeMap<u64, u64>,
+}
+
+impl Record {
+    /// The record file name for a part file name.
+    pub fn name(tmp: &str) -> String {
+        format!("{tmp}.json")
+    }
+
+    /// A usable record for exactly this download, if one exists.
+    pub fn load(target: &Target, tmp: &str, want: &Record) -> Option<Record> {
+        let bytes = target.read_temp(&Self::name(tmp))?;
+        let rec: Record = serde_json::from_slice(&bytes).ok()?;
+        let same = rec.key == want.key
+            && rec.etag == want.etag
+            && rec.size == want.size
+            && rec.part_size == want.part_size
+            && rec.crc == want.crc
+            && rec.done.keys().all(|i| *i < want.parts());
+        same.then_some(rec)
+    }
+
+    /// Bytes already on disk for this key/ETag/size, whatever the part size
+    /// (for the free-space check, before the HEAD says more).
+    pub fn peek(target: &Target, tmp: &str, key: &str, etag: &str, size: u64) -> Option<u64> {
+        let bytes = target.read_temp(&Self::name(tmp))?;
+        let rec: Record = serde_json::from_slice(&bytes).ok()?;
+        let same = rec.key == key && rec.etag == etag && rec.size == size;
+        (same && rec.parts() > *rec.done.keys().last().unwrap_or(&0)).then(|| rec.done_bytes())
+    }
+
+    /// Number of parts of the object.
+    pub fn parts(&self) -> u64 {
+        self.size.div_ceil(self.part_size.max(1))
+    }
+
+    /// Offset and length of part `i`.
+    pub fn part(&self, i: u64) -> (u64, u64) {
+        let start = i * self.part_size;
+        (start, self.part_size.min(self.size - start))
+    }
+
+    /// Bytes already on disk.
+    pub fn done_bytes(&self) -> u64 {
+        self.done.keys().map(|i| self.part(*i).1).sum()
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_the_object_exactly() {
+        let rec = Record {
+            key: "k".into(),
+            etag: "e".into(),
+            size: 10,
+            part_size: 4,
+            crc: None,
+            done: [(0, 0), (2, 0)].into(),
+        };
+        assert_eq!(rec.parts(), 3);
+        assert_eq!(
+            (0..3).map(|i| rec.part(i)).collect::<Vec<_>>(),
+            [(0, 4), (4, 4), (8, 2)]
+        );
+        assert_eq!(rec.done_bytes(), 6);
+    }
+
+    #[test]
+    fn load_rejects_another_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::open(dir.path()).unwrap();
+        let rec = Record {
+            key: "k".into(),
+            etag: "\"e\"".into(),
+            size: 10,
+            part_size: 4,
+            crc: Some(CrcKind::Crc32),
+            done: [(1, 7)].into(),
+        };
+        target
+            .write_temp_atomic(&Record::name("x.part"), &rec.to_json())
+            .unwrap();
+        assert_eq!(Record::load(&target, "x.part", &rec), Some(rec.clone()));
+        for other in [
+            Record {
+                etag: "\"f\"".into(),
+                ..rec.clone()
+            },
+            Record {
+                size: 11,
+                ..rec.clone()
+            },
+            Record {
+                part_size: 5,
+                ..rec.clone()
+            },
+            Record {
+                crc: None,
+                ..rec.clone()
+            },
+        ] {
+            assert_eq!(Record::load(&target, "x.part", &other), None, "{other:?}");
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The durable record of what s3-seed placed in the target:
+//! `TARGET/.s3-seed/state.json`.
+//!
+//! It is what makes a warm sync free (no GET, no HEAD) and what makes prune
+//! safe (only paths recorded here are ever removed). It is written last, after
+//! every file it lists is installed and its folder fsynced, through a temporary
+//! file, fsync and rename, so after a crash it is either the old record or the
+//! new one. A missing, unreadable or foreign-version file is treated as empty:
+//! everything is downloaded again and nothing is pruned.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::SyncError;
+use super::fsutil::Target;
+
+/// Version of the file layout; another value is ignored.
+pub const VERSION: u32 = 1;
+const FILE: &str = "state.json";
+
+/// The whole state file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    pub version: u32,
+    /// The `s3://` source the entries came from.
+    pub source: String,
+    /// Keyed by path relative to the target.
+    pub entries: BTreeMap<String, Entry>,
+}
+
+/// One file s3-seed installed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    pub size: u64,
+    pub etag: Option<String>,
+    /// Last-Modified from the listing (Unix seconds).
+    pub last_modified: Option<i64>,
+    /// The installed file's mtime, nanoseconds since the epoch.
+    pub mtime_ns: i64,
+    /// How the content was verified (`crc64nvme`, `crc32c`, `crc32`, `md5`),
+    /// or `None` when S3 offered nothing to verify against.
+    pub verified: Option<String>,
+}
+
+impl State {
+    pub fn new(source: String) -> Self {
+        Self {
+            version: VERSION,
+            source,
+            entries: BTreeMap::new(),
+        }
+    }
+
+    /// Read the state file; `None` when missing or unusable (logged).
+    pub fn load(target: &Target) -> Option<Self> {
+        let bytes = target.read_meta(FILE)?;
+        match serde_json::from_slice::<Self>(&bytes) {
+            Ok(state) if state.version == VERSION => Some(state),
+            Ok(state) => {
+                tracing::warn!(
+                    version = state.version,
+                    "ignoring state file of another version"
+                );
+                None
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring unreadable state file; everything will be downloaded again");
+                None
+            }
+        }
+    }
+
+    /// Write the state file atomically and durably.
+    pub fn save(&self, target: &Target) -> Result<(), SyncError> {
+        let bytes = serde_json::to_vec(self).map_err(|e| SyncError::Io {
+            path: target.path().join(".s3-seed").join(FILE),
+            source: std::io::Error::other(e),
+        })?;
+        target.write_meta_atomic(FILE, &bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = Target::open(dir.path()).unwrap();
+        assert_eq!(State::load(&target), None);
+        let mut state = State::new("s3://b/p/".into());
+        state.entries.insert(
+            "a/b".into(),
+            Entry {
+                key: "p/a/b".into(),
+                size: 3,
+                etag: Some("\"x\"".into()),
+                last_modified: Some(1),
+                mtime_ns: 5,
+                verified: Some("crc32".into()),
+            },
+        );
+        state.save(&target).unwrap();
+        assert_eq!(State::load(&target), Some(state));
+        std::fs::write(dir.path().join(".s3-seed/state.json"), b"{not json").unwrap();
+        assert_eq!(State::load(&target), None);
+        std::fs::write(
+            dir.path().join(".s3-seed/state.json"),
+            br#"{"version":99,"source":"s3://b","entries":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(State::load(&target), None);
+    }
+}

@@ -1,0 +1,280 @@
+//! What S3 lets us verify, and the hashing that checks it.
+//!
+//! In order of preference: a full-object CRC (CRC64NVME, CRC32C, CRC32) that
+//! S3 returns with `ChecksumMode::Enabled`, computed per range while streaming
+//! and combined at the end (CRCs combine, so ranges can finish in any order);
+//! else the MD5 that the ETag of a single-part upload is. Composite checksums
+//! of multipart uploads (`value-N`) and multipart ETags cannot be checked
+//! against whole-object bytes; such objects are counted and logged as
+//! unverified, never passed off as verified.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use crc_fast::CrcAlgorithm;
+use md5::Digest as _;
+use serde::{Deserialize, Serialize};
+
+/// A full-object CRC S3 can return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CrcKind {
+    Crc64nvme,
+    Crc32c,
+    Crc32,
+}
+
+impl CrcKind {
+    fn algorithm(self) -> CrcAlgorithm {
+        match self {
+            Self::Crc64nvme => CrcAlgorithm::Crc64Nvme,
+            Self::Crc32c => CrcAlgorithm::Crc32Iscsi,
+            Self::Crc32 => CrcAlgorithm::Crc32IsoHdlc,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Crc64nvme => "crc64nvme",
+            Self::Crc32c => "crc32c",
+            Self::Crc32 => "crc32",
+        }
+    }
+
+    /// Decode S3's base64 big-endian value; `None` for composite or malformed.
+    fn decode(self, b64: &str) -> Option<u64> {
+        let bytes = STANDARD.decode(b64).ok()?;
+        match (self, bytes.len()) {
+            (Self::Crc64nvme, 8) => Some(u64::from_be_bytes(bytes.try_into().ok()?)),
+            (Self::Crc32c | Self::Crc32, 4) => {
+                Some(u64::from(u32::from_be_bytes(bytes.try_into().ok()?)))
+            }
+            _ => None,
+        }
+    }
+
+    /// CRC of one buffer.
+    pub fn checksum(self, data: &[u8]) -> u64 {
+        crc_fast::checksum(self.algorithm(), data)
+    }
+
+    /// CRC of `a ++ b` from the CRCs of `a` and `b` and the length of `b`.
+    pub fn combine(self, a: u64, b: u64, b_len: u64) -> u64 {
+        crc_fast::checksum_combine(self.algorithm(), a, b, b_len)
+    }
+
+    /// A streaming digest.
+    pub fn digest(self) -> crc_fast::Digest {
+        crc_fast::Digest::new(self.algorithm())
+    }
+}
+
+/// What the downloaded bytes must hash to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expected {
+    Crc(CrcKind, u64),
+    Md5([u8; 16]),
+    /// Nothing usable; the reason is logged with the key.
+    Nothing(&'static str),
+}
+
+/// The checksum headers of a GetObject/HeadObject response.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Offered<'a> {
+    pub crc64nvme: Option<&'a str>,
+    pub crc32c: Option<&'a str>,
+    pub crc32: Option<&'a str>,
+    pub etag: Option<&'a str>,
+}
+
+/// Pick the strongest check S3 offered.
+pub fn expected(offered: Offered<'_>) -> Expected {
+    let crcs = [
+        (CrcKind::Crc64nvme, offered.crc64nvme),
+        (CrcKind::Crc32c, offered.crc32c),
+        (CrcKind::Crc32, offered.crc32),
+    ];
+    let mut composite = false;
+    for (kind, value) in crcs {
+        let Some(value) = value else { continue };
+        match kind.decode(value) {
+            Some(v) if !value.contains('-') => return Expected::Crc(kind, v),
+            _ => composite = true,
+        }
+    }
+    if let Some(md5) = offered.etag.and_then(md5_etag) {
+        return Expected::Md5(md5);
+    }
+    Expected::Nothing(if composite {
+        "only a composite (per-part) checksum and a multipart ETag are available"
+    } else {
+        "no full-object checksum and the ETag is not an MD5 (multipart or encrypted upload)"
+    })
+}
+
+/// The MD5 in a single-part upload's ETag (`"32 hex digits"`).
+fn md5_etag(etag: &str) -> Option<[u8; 16]> {
+    let hex = etag.trim_matches('"');
+    if hex.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Hashes bytes in order for one [`Expected`].
+pub enum Hasher {
+    Crc(CrcKind, Box<crc_fast::Digest>),
+    Md5(md5::Md5),
+    None,
+}
+
+impl Hasher {
+    pub fn new(expected: &Expected) -> Self {
+        match expected {
+            Expected::Crc(kind, _) => Self::Crc(*kind, Box::new(kind.digest())),
+            Expected::Md5(_) => Self::Md5(md5::Md5::default()),
+            Expected::Nothing(_) => Self::None,
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Self::Crc(_, d) => d.update(data),
+            Self::Md5(h) => h.update(data),
+            Self::None => {}
+        }
+    }
+
+    /// The CRC so far (for combining ranges); `None` for other hashers.
+    pub fn crc(&self) -> Option<u64> {
+        match self {
+            Self::Crc(_, d) => Some(d.finalize()),
+            _ => None,
+        }
+    }
+
+    /// Compare with what was expected: `Ok(Some(name))` verified,
+    /// `Ok(None)` nothing to verify, `Err(reason)` mismatch.
+    pub fn check(self, expected: &Expected) -> Result<Option<&'static str>, String> {
+        match (self, expected) {
+            (Self::Crc(kind, d), Expected::Crc(_, want)) => check_crc(kind, d.finalize(), *want),
+            (Self::Md5(h), Expected::Md5(want)) => {
+                let got: [u8; 16] = h.finalize().into();
+                if &got == want {
+                    Ok(Some("md5"))
+                } else {
+                    Err("md5 of the downloaded bytes differs from the ETag".to_owned())
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+/// Compare a computed CRC with the expected one.
+pub fn check_crc(kind: CrcKind, got: u64, want: u64) -> Result<Option<&'static str>, String> {
+    if got == want {
+        Ok(Some(kind.name()))
+    } else {
+        Err(format!(
+            "{} of the downloaded bytes is {got:x}, S3 says {want:x}",
+            kind.name()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn picks_the_strongest_offer() {
+        let crc32 = b64(&0xcbf4_3926u32.to_be_bytes()); // CRC32 of "123456789"
+        let c64 = b64(&0xae8b_1486_0a79_9888u64.to_be_bytes()); // CRC64NVME of "123456789"
+        let md5 = "\"25f9e794323b453885f5181f1b624d0b\""; // MD5 of "123456789"
+        let cases: [(Offered<'_>, Expected); 5] = [
+            (
+                Offered {
+                    crc64nvme: Some(&c64),
+                    crc32: Some(&crc32),
+                    etag: Some(md5),
+                    ..Default::default()
+                },
+                Expected::Crc(CrcKind::Crc64nvme, 0xae8b_1486_0a79_9888),
+            ),
+            (
+                Offered {
+                    crc32: Some(&crc32),
+                    etag: Some(md5),
+                    ..Default::default()
+                },
+                Expected::Crc(CrcKind::Crc32, 0xcbf4_3926),
+            ),
+            (
+                Offered {
+                    crc32c: Some("AAAAAA==-3"),
+                    etag: Some("\"abc-3\""),
+                    ..Default::default()
+                },
+                Expected::Nothing(
+                    "only a composite (per-part) checksum and a multipart ETag are available",
+                ),
+            ),
+            (
+                Offered {
+                    crc32c: Some("AAAAAA==-3"),
+                    etag: Some(md5),
+                    ..Default::default()
+                },
+                Expected::Md5(md5_etag(md5).unwrap()),
+            ),
+            (
+                Offered {
+                    etag: Some("\"0123-2\""),
+                    ..Default::default()
+                },
+                Expected::Nothing(
+                    "no full-object checksum and the ETag is not an MD5 (multipart or encrypted upload)",
+                ),
+            ),
+        ];
+        for (offered, want) in cases {
+            assert_eq!(expected(offered), want, "{offered:?}");
+        }
+    }
+
+    #[test]
+    fn hashers_check_known_vectors() {
+        let data = b"123456789";
+        for (kind, want) in [
+            (CrcKind::Crc32, 0xcbf4_3926),
+            (CrcKind::Crc32c, 0xe306_9283),
+            (CrcKind::Crc64nvme, 0xae8b_1486_0a79_9888),
+        ] {
+            let exp = Expected::Crc(kind, want);
+            let mut h = Hasher::new(&exp);
+            h.update(&data[..4]);
+            h.update(&data[4..]);
+            assert_eq!(h.check(&exp), Ok(Some(kind.name())));
+            let joined = kind.combine(kind.checksum(&data[..4]), kind.checksum(&data[4..]), 5);
+            assert_eq!(joined, want, "{kind:?}");
+            let mut bad = Hasher::new(&exp);
+            bad.update(b"12345678X");
+            assert!(bad.check(&exp).is_err());
+        }
+        let exp = expected(Offered {
+            etag: Some("\"25f9e794323b453885f5181f1b624d0b\""),
+            ..Default::default()
+        });
+        let mut h = Hasher::new(&exp);
+        h.update(data);
+        assert_eq!(h.check(&exp), Ok(Some("md5")));
+    }
+}

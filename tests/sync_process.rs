@@ -1,0 +1,257 @@
+//! The `s3-seed sync` binary as the init container runs it: configured by
+//! `S3_SEED_*` env vars, killed with SIGKILL mid-download and rerun, run as an
+//! unprivileged user, and printing its JSON summary, progress and
+//! termination-log line.
+
+mod sync_harness;
+
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use s3_seed::sync;
+use sync_harness::{Server, config, data, tree};
+
+fn command(s3: &Server, prefix: &str, target: &Path, extra: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3-seed"));
+    cmd.arg("sync").env_clear().env("PATH", "/usr/bin:/bin");
+    cmd.envs(s3.env(prefix, target));
+    cmd.envs(extra.iter().copied());
+    cmd
+}
+
+async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap()
+}
+
+/// Completed parts recorded in a resume record, if one exists yet.
+fn recorded_parts(target: &Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(target.join(".s3-seed/tmp")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part.json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["done"].as_object().map_or(0, |d| d.len()))
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_download_then_rerun_resumes() {
+    let s3 = Server::start().await;
+    let size = 4 * 1024 * 1024;
+    let big = data(7, size);
+    s3.put("p/big", &big).await;
+    s3.put("p/small", b"small").await;
+    *s3.shared.get_delay.lock().unwrap() = Duration::from_millis(250);
+    let target = tempfile::tempdir().unwrap();
+    let env = [
+        ("S3_SEED_PART_SIZE", "256KiB"),
+        ("S3_SEED_CONCURRENCY", "2"),
+    ];
+    let mut child = command(&s3, "p/", target.path(), &env)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while recorded_parts(target.path()) < 2 {
+        assert!(Instant::now() < deadline, "no resume record appeared");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "finished before it could be killed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let done = recorded_parts(target.path());
+    assert!(
+        !target.path().join("big").exists(),
+        "no partial file is visible"
+    );
+
+    *s3.shared.get_delay.lock().unwrap() = Duration::ZERO;
+    s3.shared.reset_counts();
+    let mut cfg = config("p/", target.path());
+    cfg.concurrency = 2;
+    let s = sync::run(&cfg, &s3.client()).await.unwrap();
+    let files = tree(target.path());
+    assert!(files["big"] == big, "the resumed file is byte-identical");
+    assert_eq!(files["small"], b"small");
+    let fetched = s3.shared.get_bytes.load(Ordering::SeqCst);
+    assert!(
+        fetched <= (size - done * 256 * 1024 + 5) as u64,
+        "rerun fetched {fetched} bytes although {done} parts were on disk"
+    );
+    assert_eq!(
+        s.verified, s.downloaded,
+        "resumed parts still verify (combined CRC)"
+    );
+    let leftovers = std::fs::read_dir(target.path().join(".s3-seed/tmp"))
+        .unwrap()
+        .count();
+    assert_eq!(leftovers, 0, "temporary files are cleaned after success");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_summary_and_progress_lines() {
+    let s3 = Server::start().await;
+    s3.put("p/big", &data(8, 2 * 1024 * 1024)).await;
+    *s3.shared.get_delay.lock().unwrap() = Duration::from_millis(200);
+    let target = tempfile::tempdir().unwrap();
+    let env = [
+        ("S3_SEED_PART_SIZE", "256KiB"),
+        ("S3_SEED_CONCURRENCY", "1"),
+        ("S3_SEED_SUMMARY_FORMAT", "json"),
+        ("S3_SEED_PROGRESS_INTERVAL_SECS", "1"),
+        ("S3_SEED_LOG_FORMAT", "json"),
+    ];
+    let out = output(command(&s3, "p/", target.path(), &env)).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), 1, "one summary line: {stdout}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    for (field, want) in [
+        ("listed", 1),
+        ("downloaded", 1),
+        ("skipped", 0),
+        ("pruned", 0),
+        ("verified", 1),
+    ] {
+        assert_eq!(v[field], want, "{field} in {stdout}");
+    }
+    assert_eq!(v["bytes"], 2 * 1024 * 1024);
+    assert!(v["seconds"].as_f64().unwrap() > 1.0 && v["mb_per_s"].as_f64().unwrap() > 0.0);
+    let progress: serde_json::Value = stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "progress")
+        .unwrap_or_else(|| panic!("no progress line in {stderr}"));
+    assert_eq!(progress["total_bytes"], 2 * 1024 * 1024, "{progress}");
+    assert!(progress["bytes"].as_u64().unwrap() > 0, "{progress}");
+    assert!(progress["mb_per_s"].as_f64().unwrap() > 0.0, "{progress}");
+    assert!(progress["eta_s"].as_u64().is_some(), "{progress}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failure_exit_code_and_termination_log() {
+    let s3 = Server::start().await;
+    s3.shared
+        .extra_keys
+        .lock()
+        .unwrap()
+        .push(("p/../../etc/passwd".into(), 4));
+    let target = tempfile::tempdir().unwrap();
+    let log = target.path().join("termination-log");
+    let env = [("S3_SEED_TERMINATION_LOG", log.to_str().unwrap())];
+    let out = output(command(&s3, "p/", target.path(), &env)).await;
+    assert_eq!(out.status.code(), Some(5));
+    let line = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(line.lines().count(), 1);
+    assert!(
+        line.contains("key \"p/../../etc/passwd\" is rejected"),
+        "{line}"
+    );
+    assert!(!line.contains(sync_harness::SECRET_KEY));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unwritable_target_names_uid_gid_and_fsgroup() {
+    if rustix::process::getuid().as_raw() != 0 {
+        eprintln!("SKIPPED: needs root to run the binary as another user");
+        return;
+    }
+    let s3 = Server::start().await;
+    let volume = tempfile::tempdir().unwrap(); // root-owned, 0700
+    let logs = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        logs.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let log = logs.path().join("termination-log");
+    let target = volume.path().join("data");
+    let mut cmd = command(
+        &s3,
+        "p/",
+        &target,
+        &[("S3_SEED_TERMINATION_LOG", log.to_str().unwrap())],
+    );
+    cmd.uid(65534).gid(65534);
+    let out = output(cmd).await;
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = std::fs::read_to_string(&log).unwrap();
+    let want = format!(
+        "cannot write to {} as uid 65534 gid 65534",
+        target.display()
+    );
+    assert!(line.contains(&want), "{line}");
+    assert!(line.contains("fsGroup"), "{line}");
+    assert_eq!(s3.shared.counts(), (0, 0, 0), "failed before talking to S3");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_endpoint_trusted_through_aws_ca_bundle() {
+    let (s3, ca_pem) = Server::start_tls().await;
+    s3.put_raw("p/a", b"over tls"); // the test's own client does not trust the CA
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, ca_pem).unwrap();
+    let target = dir.path().join("data");
+
+    let out = output(command(
+        &s3,
+        "p/",
+        &target,
+        &[("S3_SEED_RETRY_BUDGET", "1")],
+    ))
+    .await;
+    assert!(
+        !out.status.success(),
+        "an unknown CA must not be trusted: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!target.join("a").exists());
+
+    let out = output(command(
+        &s3,
+        "p/",
+        &target,
+        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
+    ))
+    .await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(target.join("a")).unwrap(), b"over tls");
+
+    std::fs::write(&ca, "not a certificate").unwrap();
+    let out = output(command(
+        &s3,
+        "p/",
+        &target,
+        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
+    ))
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
