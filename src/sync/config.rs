@@ -49,7 +49,7 @@ impl SyncConfig {
             endpoint: None,
             path_style: false,
             region: None,
-            concurrency: 16,
+            concurrency: 64,
             part_size: 8 * 1024 * 1024,
             stall_timeout: Duration::from_secs(30),
             retry_budget: 100,
