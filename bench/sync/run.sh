@@ -66,7 +66,7 @@ start_server() {
 
 # Upload the two data sets once; reuse them when sizes match a previous run.
 seed_data() {
-  local marker="$WORK/store/.seeded-$BIG_MIB-$SMALL_COUNT-$SMALL_KIB"
+  local marker="$WORK/store/.seeded-v2-$BIG_MIB-$SMALL_COUNT-$SMALL_KIB"
   mkdir -p "$WORK/src/big" "$WORK/src/small"
   if [[ ! -e $marker ]]; then
     rm -rf "$WORK/store/$BUCKET"/* "$WORK"/src/big/* "$WORK"/src/small/* "$WORK"/store/.seeded-*
@@ -81,8 +81,12 @@ for i in range(count):
     with open(os.path.join(d, f"f{i:05d}.bin"), "wb") as f:
         f.write(os.urandom(kib * 1024))
 EOF
-    log "uploading with s5cmd"
-    s5cmd --endpoint-url "$ENDPOINT" cp "$WORK/src/big/big.bin" "s3://$BUCKET/big/big.bin" >/dev/null
+    # The big object is one PUT with a full-object CRC32, as current S3
+    # clients store it, so s3-seed verifies it end to end while it downloads.
+    log "uploading the big object with aws s3api put-object --checksum-algorithm CRC32"
+    aws --endpoint-url "$ENDPOINT" s3api put-object --bucket "$BUCKET" --key big/big.bin \
+      --body "$WORK/src/big/big.bin" --checksum-algorithm CRC32 >/dev/null
+    log "uploading the small objects with s5cmd"
     s5cmd --endpoint-url "$ENDPOINT" cp "$WORK/src/small/*" "s3://$BUCKET/small/" >/dev/null
     touch "$marker"
   fi
