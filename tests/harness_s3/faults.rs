@@ -1,6 +1,6 @@
 //! Faults as the client sees them: error statuses and codes, rule matching
-//! and retries, cut and stalled bodies, latency, If-Match and mid-download
-//! replacement.
+//! and retries, cut, stalled and corrupted bodies, latency, If-Match (GET and
+//! HEAD) and mid-download replacement.
 
 use std::time::{Duration, Instant};
 
@@ -181,6 +181,34 @@ async fn if_match_mismatch_gives_412_ranged_or_not() {
             .await
             .expect("current etag matches");
     }
+    let head = client.head_object().bucket(s3.bucket()).key("obj");
+    let err = head.clone().if_match(&old).send().await.unwrap_err();
+    assert_eq!(status(&err), Some(412), "HEAD too");
+    let out = head
+        .if_match(&new)
+        .send()
+        .await
+        .expect("current etag matches");
+    assert_eq!(out.e_tag(), Some(new.as_str()));
+}
+
+#[tokio::test]
+async fn corrupt_flips_the_first_body_byte_once() {
+    let s3 = S3Server::start().await;
+    let data = pattern(5000);
+    s3.put("k", &data).await;
+    s3.inject(Rule::new(Fault::Corrupt).op("GetObject"));
+    let client = strict(&s3);
+    let mut want = data.clone();
+    want[0] ^= 0xff;
+    assert_eq!(body(get(&client, "k", None).await).await, want);
+    assert_eq!(
+        body(get(&client, "k", None).await).await,
+        data,
+        "fires once"
+    );
+    let counts = s3.counts();
+    assert_eq!((counts.get_bytes, counts.faults), (10_000, 1));
 }
 
 #[tokio::test]
