@@ -15,6 +15,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use bytes::Bytes;
 use common::s3::S3Server;
 
@@ -38,6 +39,14 @@ async fn get(client: &Client, key: &str, range: Option<&str>) -> GetObjectOutput
     req.send()
         .await
         .unwrap_or_else(|e| panic!("get {key} {range:?}: {e:?}"))
+}
+
+/// HEAD `key` in the harness bucket; panics on failure.
+async fn head_object(client: &Client, key: &str) -> HeadObjectOutput {
+    let req = client.head_object().bucket(common::s3::BUCKET).key(key);
+    req.send()
+        .await
+        .unwrap_or_else(|e| panic!("head {key}: {e:?}"))
 }
 
 /// Read a whole GET body; panics if it fails.
@@ -68,20 +77,8 @@ async fn counts_each_operation_and_get_bytes_exactly() {
         .send()
         .await
         .unwrap();
-    client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("a.bin")
-        .send()
-        .await
-        .unwrap();
-    client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("b.bin")
-        .send()
-        .await
-        .unwrap();
+    head_object(&client, "a.bin").await;
+    head_object(&client, "b.bin").await;
     assert_eq!(body(get(&client, "a.bin", None).await).await.len(), 10);
     assert_eq!(
         body(get(&client, "b.bin", Some("bytes=2-5")).await)
@@ -183,10 +180,8 @@ async fn https_server_is_reached_only_through_its_certificate() {
         .build_https();
     let conf = s3.config().http_client(default_roots);
     let untrusting = Client::from_conf(conf.retry_config(RetryConfig::disabled()).build());
-    let err = untrusting
-        .get_object()
-        .bucket(s3.bucket())
-        .key("k")
+    let req = untrusting.get_object().bucket(s3.bucket()).key("k");
+    let err = req
         .send()
         .await
         .expect_err("an unknown certificate is refused");

@@ -7,7 +7,9 @@ use std::os::unix::fs::symlink;
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
 use common::s3::S3Server;
-use common::sync::{PART_SIZE, client, config, data, expect_ops, expect_tree, tree};
+use common::sync::{
+    PART_SIZE, client, config, data, expect_failure, expect_ops, expect_tree, tree,
+};
 use s3_seed::sync::{self, SyncError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,12 +177,8 @@ async fn single_object_source() {
 
     s3.list_extra("models/big.bin/oops", 1);
     let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("\"models/big.bin\" is both a file and a folder prefix"),
-        "{err}"
-    );
-    assert_eq!(err.exit_code(), 5);
+    let conflict = "\"models/big.bin\" is both a file and a folder prefix";
+    expect_failure(&err, 5, &[conflict]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,8 +199,7 @@ async fn hostile_keys_fail_the_run_before_any_download() {
         s3.reset_counts();
         let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
         assert!(matches!(err, SyncError::HostileKey { .. }), "{key}: {err}");
-        assert!(err.to_string().contains(&format!("{key:?}")), "{err}");
-        assert_eq!(err.exit_code(), 5);
+        expect_failure(&err, 5, &[&format!("{key:?}")]);
         expect_ops(
             &s3,
             &[("ListObjectsV2", 1)],
@@ -242,21 +239,12 @@ async fn planted_symlinks_are_never_followed() {
 
     symlink(outside.path().join("victim"), target.path().join("secret")).unwrap();
     let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("secret is a symlink where a file must go"),
-        "{err}"
-    );
-    assert_eq!(err.exit_code(), 5);
+    expect_failure(&err, 5, &["secret is a symlink where a file must go"]);
 
     std::fs::remove_file(target.path().join("secret")).unwrap();
     symlink(outside.path(), target.path().join("dir")).unwrap();
     let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("dir is a symlink where a folder must be"),
-        "{err}"
-    );
+    expect_failure(&err, 5, &["dir is a symlink where a folder must be"]);
 
     expect_tree(outside.path(), &[("victim", b"precious")]);
     assert_eq!(
@@ -274,13 +262,8 @@ async fn not_enough_disk_space_fails_before_any_get() {
     let mut cfg = config(&s3, "p/", target.path());
     cfg.free_space_override = Some(1000);
     let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("need 300000 bytes") && msg.contains("1000 bytes free"),
-        "{msg}"
-    );
-    assert!(msg.contains(&target.path().display().to_string()), "{msg}");
-    assert_eq!(err.exit_code(), 6);
+    let target = target.path().display().to_string();
+    expect_failure(&err, 6, &["need 300000 bytes", "1000 bytes free", &target]);
     expect_ops(&s3, &[("ListObjectsV2", 1)], "checked before any GET");
 }
 

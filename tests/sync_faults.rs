@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
 use common::s3::{Fault, Rule, S3Server};
-use common::sync::{client, config, data, expect_ops, expect_tree, tree};
+use common::sync::{client, config, data, expect_failure, expect_ops, expect_tree, tree};
 use s3_seed::sync::{self, SyncError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,9 +95,7 @@ async fn a_dead_source_fails_within_the_retry_budget() {
     let mut cfg = config(&s3, "p/", target.path());
     cfg.retry_budget = 3;
     let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
-    assert_eq!(err.exit_code(), 9, "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains("\"p/a\"") && msg.contains("budget"), "{msg}");
+    expect_failure(&err, 9, &["\"p/a\"", "budget"]);
     expect_ops(
         &s3,
         &[("ListObjectsV2", 1), ("GetObject", 4)],
@@ -131,7 +129,7 @@ async fn corrupted_bytes_are_caught_by_md5_and_refetched_once() {
         matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big-raw"),
         "{err}"
     );
-    assert_eq!(err.exit_code(), 8);
+    expect_failure(&err, 8, &["integrity", "\"p/big-raw\""]);
     expect_tree(target.path(), &[("raw", raw)]);
 }
 
@@ -186,7 +184,6 @@ async fn a_full_filesystem_fails_early_or_cleanly() {
     let mut cfg = cfg;
     cfg.free_space_override = Some(u64::MAX);
     let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
-    assert_eq!(err.exit_code(), 6, "{err}");
-    assert!(err.to_string().contains("disk full"), "{err}");
+    expect_failure(&err, 6, &["disk full"]);
     assert!(tree(fs.0.path()).is_empty(), "no partial file is visible");
 }

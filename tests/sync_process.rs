@@ -7,12 +7,12 @@ mod common;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::Stdio;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
 use common::s3::{Fault, Rule, S3Server, SECRET_KEY};
-use common::sync::{PART_SIZE, client, command, config, data, digest, output, tree};
+use common::sync::{PART_SIZE, client, command, config, data, digest, output, run_binary, tree};
 use s3_seed::sync;
 
 /// Delay every GetObject by `delay`, so a run lasts long enough to watch.
@@ -115,7 +115,7 @@ async fn json_summary_and_progress_lines() {
         ("S3_SEED_PROGRESS_INTERVAL_SECS", "1"),
         ("S3_SEED_LOG_FORMAT", "json"),
     ];
-    let out = output(command(&s3, "p/", target.path(), &env)).await;
+    let out = run_binary(&s3, "p/", target.path(), &env).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -150,7 +150,7 @@ async fn failure_exit_code_and_termination_log() {
     let target = tempfile::tempdir().unwrap();
     let log = target.path().join("termination-log");
     let env = [("S3_SEED_TERMINATION_LOG", log.to_str().unwrap())];
-    let out = output(command(&s3, "p/", target.path(), &env)).await;
+    let out = run_binary(&s3, "p/", target.path(), &env).await;
     assert_eq!(out.status.code(), Some(5));
     let line = std::fs::read_to_string(&log).unwrap();
     assert_eq!(line.lines().count(), 1);
@@ -211,47 +211,22 @@ async fn https_endpoint_trusted_through_aws_ca_bundle() {
     std::fs::write(&ca, s3.ca_pem().expect("an HTTPS server")).unwrap();
     let target = dir.path().join("data");
 
-    let out = output(command(
-        &s3,
-        "p/",
-        &target,
-        &[("S3_SEED_RETRY_BUDGET", "1")],
-    ))
-    .await;
+    let out = run_binary(&s3, "p/", &target, &[("S3_SEED_RETRY_BUDGET", "1")]).await;
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
         "an unknown CA must not be trusted: {}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
     assert!(!target.join("a").exists());
     assert_eq!(s3.counts().total(), 0, "no request got past the handshake");
 
-    let out = output(command(
-        &s3,
-        "p/",
-        &target,
-        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
-    ))
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let bundle = [("AWS_CA_BUNDLE", ca.to_str().unwrap())];
+    let out = run_binary(&s3, "p/", &target, &bundle).await;
+    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(target.join("a")).unwrap(), b"over tls");
 
     std::fs::write(&ca, "not a certificate").unwrap();
-    let out = output(command(
-        &s3,
-        "p/",
-        &target,
-        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
-    ))
-    .await;
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_binary(&s3, "p/", &target, &bundle).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }

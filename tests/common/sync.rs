@@ -17,7 +17,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{ResponseChecksumValidation, StalledStreamProtectionConfig};
 use s3_seed::spec::{S3Uri, env};
-use s3_seed::sync::SyncConfig;
+use s3_seed::sync::{SyncConfig, SyncError};
 use sha2::Digest as _;
 
 use super::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
@@ -119,6 +119,17 @@ pub fn expect_ops(s3: &S3Server, want: &[(&str, u64)], why: &str) {
     assert_eq!(s3.counts().ops, want, "{why}");
 }
 
+/// Assert that a run failed with exit code `code` and a message containing
+/// every one of `parts`.
+#[track_caller]
+pub fn expect_failure(err: &SyncError, code: u8, parts: &[&str]) {
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), code, "exit code of: {msg}");
+    for part in parts {
+        assert!(msg.contains(part), "{part:?} is not in: {msg}");
+    }
+}
+
 /// The `s3-seed sync` binary with a clean environment holding only what the
 /// webhook gives the init container (`S3_SEED_*`, static AWS keys), for
 /// `prefix` of the harness bucket into `target`, plus `extra`.
@@ -145,4 +156,14 @@ pub async fn output(mut cmd: Command) -> Output {
     tokio::task::spawn_blocking(move || cmd.output().expect("run the s3-seed binary"))
         .await
         .expect("the blocking task is not cancelled")
+}
+
+/// [`command`] run to completion with [`output`].
+pub async fn run_binary(
+    s3: &S3Server,
+    prefix: &str,
+    target: &Path,
+    extra: &[(&str, &str)],
+) -> Output {
+    output(command(s3, prefix, target, extra)).await
 }

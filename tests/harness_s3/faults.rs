@@ -11,7 +11,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use bytes::Bytes;
 
 use super::common::s3::{Fault, Rule, S3Server};
-use super::{body, get, pattern, status, strict};
+use super::{body, get, head_object, pattern, status, strict};
 #[tokio::test]
 async fn error_faults_reach_the_client_once_each() {
     let s3 = S3Server::start().await;
@@ -59,13 +59,7 @@ async fn rules_match_by_op_key_and_range_and_retries_are_visible() {
             .times(2),
     );
     let strict = strict(&s3);
-    strict
-        .head_object()
-        .bucket(s3.bucket())
-        .key("x")
-        .send()
-        .await
-        .expect("other op: no fault");
+    head_object(&strict, "x").await; // other op: no fault
     get(&strict, "x", None).await; // not ranged: no fault
     get(&strict, "y", Some("bytes=0-1")).await; // other key: no fault
     assert_eq!(s3.faults_pending(), 2);
@@ -147,13 +141,7 @@ async fn short_stall_and_latency_delay_but_deliver_everything() {
     );
     assert!(started.elapsed() >= Duration::from_millis(400));
     let started = Instant::now();
-    client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("big")
-        .send()
-        .await
-        .unwrap();
+    head_object(&client, "big").await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(s3.counts().faults, 2);
 }

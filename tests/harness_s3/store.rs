@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sha2::Digest as _;
 
 use super::common::s3::{S3Server, composite_crc32};
-use super::{body, get, pattern, status, strict};
+use super::{body, get, head_object, pattern, status, strict};
 #[tokio::test]
 async fn ranged_get_returns_content_range() {
     let s3 = S3Server::start().await;
@@ -89,36 +89,18 @@ async fn single_put_checksums_per_algorithm() {
         );
     }
     let crc32 = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, &data) as u32;
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("sum-CRC32")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "sum-CRC32").await;
     assert_eq!(
         head.checksum_crc32(),
         Some(B64.encode(crc32.to_be_bytes()).as_str())
     );
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("sum-SHA256")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "sum-SHA256").await;
     assert_eq!(
         head.checksum_sha256(),
         Some(B64.encode(sha2::Sha256::digest(&data)).as_str())
     );
     let plain = s3.put("plain", &data).await;
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("plain")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "plain").await;
     assert_eq!(
         (head.e_tag(), checksums_head(&head)),
         (Some(plain.as_str()), [None, None, None, None, None])
@@ -184,13 +166,7 @@ async fn multipart_objects_have_part_count_etags_and_no_checksum() {
         .await;
     s3.put_multipart("stale", b"new content", 5 * 1024 * 1024)
         .await;
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("stale")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "stale").await;
     assert!(head.checksum_crc32().is_some() && head.e_tag().is_some_and(|e| e.ends_with("-1\"")));
 }
 
