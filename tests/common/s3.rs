@@ -4,7 +4,8 @@
 //! Three layers, each doing one job:
 //! - [`store`] wraps `s3s_fs::FileSystem` behind the `s3s::S3` trait and fills
 //!   the gaps that would make it unlike real S3 for a sync client (ETags in
-//!   listings, `If-Match` on GET, injected hostile listing entries);
+//!   listings, `If-Match` on GET and HEAD, injected hostile listing entries,
+//!   reported composite checksums);
 //! - [`faults`] is the `s3s::access::S3Access` hook: s3s has already parsed the
 //!   request there, so it names the operation exactly as AWS does
 //!   (`ListObjectsV2`, `GetObject`, ...), and it decides which fault applies;
@@ -33,8 +34,11 @@
 //!   least 5 MiB (`EntityTooSmall` otherwise).
 //! - ListObjectsV2 from s3s-fs has no ETag; [`store`] adds it (and the checksum
 //!   algorithm) from HeadObject so listings look like real S3's.
-//! - GetObject ignores `If-Match` / `If-None-Match`; [`store`] answers a
-//!   mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
+//! - GetObject and HeadObject ignore `If-Match` / `If-None-Match`; [`store`]
+//!   answers a mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
+//! - ETags are the ones recorded at upload (no hashing on HEAD or LIST), as
+//!   long as objects are written through S3 (the seeding helpers, or
+//!   [`Fault::ReplaceAfter`]), never into the root directly.
 //! - Keys map to `ROOT/BUCKET/KEY` through `Path::join` plus a virtual
 //!   absolutize (probed with the SDK): `a//b`, `./c` and `f/../g` are stored and
 //!   listed as `a/b`, `c` and `g`; `../x` and `../../x` land at `ROOT/x`, outside
