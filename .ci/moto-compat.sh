@@ -7,6 +7,11 @@
 # a second sync downloads nothing, and that after deleting one object a third
 # sync prunes exactly that file while a user's own file survives.
 #
+# The multipart object is the one s3-seed cannot verify: moto reports the aws
+# CLI's composite CRC32 (the CRC of the part CRCs) with neither a `-N` suffix
+# nor x-amz-checksum-type, and its ETag is a multipart one. The cold sync must
+# count it unverified (not fail it as corrupt) and verify every other file.
+#
 # Usage: S3_SEED_BIN=target/debug/s3-seed bash .ci/moto-compat.sh
 # Env:   S3_SEED_BIN (default target/debug/s3-seed), MOTO_PORT (default: a free port).
 set -euo pipefail
@@ -89,7 +94,7 @@ expect_summary() {
 import json, sys
 path, label, *checks = sys.argv[1:]
 summary = json.load(open(path))
-missing = [k for k in ("listed", "skipped", "downloaded", "pruned", "bytes", "seconds") if k not in summary]
+missing = [k for k in ("listed", "skipped", "downloaded", "verified", "unverified", "pruned", "bytes", "seconds") if k not in summary]
 if missing:
     sys.exit(f"moto-compat: FAIL: {label}: summary lacks {missing}: {summary}")
 for check in checks:
@@ -116,7 +121,8 @@ count=$(find "$WORK/src" -type f | wc -l)
 total=$(find "$WORK/src" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
 
 run_sync "cold sync"
-expect_summary "cold sync" listed="$count" downloaded="$count" pruned=0 bytes="$total"
+expect_summary "cold sync" listed="$count" downloaded="$count" pruned=0 bytes="$total" \
+  verified=$((count - 1)) unverified=1
 expect_same_files "cold sync"
 
 run_sync "warm sync"

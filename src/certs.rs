@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
 use thiserror::Error;
 use time::{Duration, OffsetDateTime};
@@ -97,7 +97,10 @@ pub fn generate(sans: &[String], days: u32) -> Result<GeneratedCerts, CertsError
     let mut leaf = CertificateParams::new(Vec::<String>::new())?;
     leaf.subject_alt_names = sans.iter().map(|s| san(s)).collect::<Result<_, _>>()?;
     leaf.distinguished_name = name(sans.first().map_or("s3-seed", String::as_str));
-    leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    leaf.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     (leaf.not_before, leaf.not_after) = (not_before, not_after);
     let cert = leaf.signed_by(&key, &Issuer::new(ca, &ca_key))?;
@@ -143,14 +146,13 @@ pub fn run(config: &CertsConfig) -> Result<String, CertsError> {
         move |source| CertsError::Write { path, source }
     };
     fs::create_dir_all(&config.out).map_err(write_err(&config.out))?;
-    if !config.force {
-        if let Some(existing) = files
+    if !config.force
+        && let Some(existing) = files
             .iter()
             .map(|(f, _, _)| config.out.join(f))
             .find(|p| p.exists())
-        {
-            return Err(CertsError::Exists(existing));
-        }
+    {
+        return Err(CertsError::Exists(existing));
     }
     for (file, pem, mode) in files {
         let path = config.out.join(file);
@@ -191,20 +193,31 @@ mod tests {
         let bundle = run(&config(dir.path(), false)).unwrap();
         let ca_pem = fs::read(dir.path().join("ca.crt")).unwrap();
         assert_eq!(
-            base64::engine::general_purpose::STANDARD.decode(bundle).unwrap(),
+            base64::engine::general_purpose::STANDARD
+                .decode(bundle)
+                .unwrap(),
             ca_pem
         );
         for key in ["ca.key", "tls.key"] {
-            let mode = fs::metadata(dir.path().join(key)).unwrap().permissions().mode();
+            let mode = fs::metadata(dir.path().join(key))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600, "{key}");
         }
         // The leaf verifies against the CA for the in-cluster name, and not
         // for another one.
         let mut roots = rustls::RootCertStore::empty();
-        let ca = rustls_pemfile::certs(&mut ca_pem.as_slice()).next().unwrap().unwrap();
+        let ca = rustls_pemfile::certs(&mut ca_pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
         roots.add(ca).unwrap();
         let leaf_pem = fs::read(dir.path().join("tls.crt")).unwrap();
-        let leaf = rustls_pemfile::certs(&mut leaf_pem.as_slice()).next().unwrap().unwrap();
+        let leaf = rustls_pemfile::certs(&mut leaf_pem.as_slice())
+            .next()
+            .unwrap()
+            .unwrap();
         crate::cli::install_crypto_provider();
         let verifier = rustls::client::WebPkiServerVerifier::builder(roots.into())
             .build()
@@ -238,7 +251,10 @@ mod tests {
         let mut c = config(dir.path(), false);
         c.service = "Bad_Name".into();
         assert!(matches!(run(&c), Err(CertsError::Name(_))));
-        assert!(matches!(generate(&["a".into()], 0), Err(CertsError::Days(0))));
+        assert!(matches!(
+            generate(&["a".into()], 0),
+            Err(CertsError::Days(0))
+        ));
         let ip = generate(&["127.0.0.1".into(), "localhost".into()], 1);
         assert!(ip.is_ok());
     }

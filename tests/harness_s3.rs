@@ -1,7 +1,8 @@
 //! Proves the in-process S3 harness (`tests/common/s3.rs`) with the plain
 //! aws-sdk-s3 client: the server counts exactly what was sent, every fault
-//! kind reaches the client as that kind of failure, and the s3s-fs behaviour
-//! documented at the top of `s3.rs` (checksums, ETags, key mapping) holds.
+//! kind reaches the client as that kind of failure, the HTTPS mode is trusted
+//! only through its certificate, and the s3s-fs behaviour documented at the
+//! top of `s3.rs` (checksums, ETags, key mapping) holds.
 
 mod common;
 #[path = "harness_s3/faults.rs"]
@@ -14,6 +15,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::HeadObjectOutput;
 use bytes::Bytes;
 use common::s3::S3Server;
 
@@ -37,6 +39,14 @@ async fn get(client: &Client, key: &str, range: Option<&str>) -> GetObjectOutput
     req.send()
         .await
         .unwrap_or_else(|e| panic!("get {key} {range:?}: {e:?}"))
+}
+
+/// HEAD `key` in the harness bucket; panics on failure.
+async fn head_object(client: &Client, key: &str) -> HeadObjectOutput {
+    let req = client.head_object().bucket(common::s3::BUCKET).key(key);
+    req.send()
+        .await
+        .unwrap_or_else(|e| panic!("head {key}: {e:?}"))
 }
 
 /// Read a whole GET body; panics if it fails.
@@ -67,20 +77,8 @@ async fn counts_each_operation_and_get_bytes_exactly() {
         .send()
         .await
         .unwrap();
-    client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("a.bin")
-        .send()
-        .await
-        .unwrap();
-    client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("b.bin")
-        .send()
-        .await
-        .unwrap();
+    head_object(&client, "a.bin").await;
+    head_object(&client, "b.bin").await;
     assert_eq!(body(get(&client, "a.bin", None).await).await.len(), 10);
     assert_eq!(
         body(get(&client, "b.bin", Some("bytes=2-5")).await)
@@ -150,5 +148,47 @@ async fn dropping_the_server_closes_its_port() {
     assert!(
         tokio::net::TcpStream::connect(&addr).await.is_err(),
         "port closed after drop"
+    );
+}
+
+#[tokio::test]
+async fn https_server_is_reached_only_through_its_certificate() {
+    assert_eq!(
+        S3Server::start().await.ca_pem(),
+        None,
+        "plain HTTP by default"
+    );
+    let s3 = S3Server::start_tls().await;
+    assert!(
+        s3.endpoint().starts_with("https://127.0.0.1:"),
+        "{}",
+        s3.endpoint()
+    );
+    let pem = s3.ca_pem().expect("an HTTPS server has a certificate");
+    assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"), "{pem}");
+    s3.put("k", b"over tls").await;
+    assert_eq!(
+        body(get(&strict(&s3), "k", None).await).await.as_ref(),
+        b"over tls",
+        "the harness client trusts the certificate"
+    );
+
+    let default_roots = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::AwsLc,
+        ))
+        .build_https();
+    let conf = s3.config().http_client(default_roots);
+    let untrusting = Client::from_conf(conf.retry_config(RetryConfig::disabled()).build());
+    let req = untrusting.get_object().bucket(s3.bucket()).key("k");
+    let err = req
+        .send()
+        .await
+        .expect_err("an unknown certificate is refused");
+    assert!(matches!(err, SdkError::DispatchFailure(_)), "{err:?}");
+    assert_eq!(
+        s3.counts().ops,
+        [("GetObject".to_owned(), 1)].into(),
+        "the refused handshake never became a request"
     );
 }

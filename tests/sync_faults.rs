@@ -2,71 +2,81 @@
 //! injected 5xx/throttling/cut/stalled bodies, exhausted retries, corrupted
 //! bytes, and a real full filesystem.
 
-mod sync_harness;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
+use common::s3::{Fault, Rule, S3Server};
+use common::sync::{client, config, data, expect_failure, expect_ops, expect_tree, tree};
 use s3_seed::sync::{self, SyncError};
-use s3s::S3ErrorCode;
-use sync_harness::{Fault, Server, config, data, tree};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_replaced_during_ranged_download_restarts_on_412() {
-    let s3 = Server::start().await;
+    let s3 = S3Server::start().await;
     let v1 = data(1, 2 * 1024 * 1024);
     let v2 = data(2, 2 * 1024 * 1024 + 5000);
-    s3.put("p/big", &v1).await;
-    *s3.shared.swap.lock().unwrap() = Some(("p/big".into(), v2.clone()));
+    s3.put_with_checksum("p/big", &v1, Crc32).await;
+    let replace = Fault::ReplaceAfter(v2.clone().into());
+    s3.inject(Rule::new(replace).op("GetObject").key("p/big").ranged(true));
     let target = tempfile::tempdir().unwrap();
-    let mut cfg = config("p/", target.path());
+    let mut cfg = config(&s3, "p/", target.path());
     cfg.concurrency = 2;
-    let s = sync::run(&cfg, &s3.client()).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
     assert_eq!(s.downloaded, 1);
-    assert!(
-        tree(target.path())["big"] == v2,
-        "the new version, not a mix of both"
+    expect_tree(target.path(), &[("big", &v2)]);
+    assert_eq!(
+        s3.faults_pending(),
+        0,
+        "the object was replaced mid-download"
     );
-    let (_, _, heads) = s3.shared.counts();
+    let log = s3.requests();
+    assert!(
+        log.iter().any(|r| r.op == "GetObject" && r.status == 412),
+        "a range of the old version was refused: {log:?}"
+    );
+    let heads = s3.counts().op("HeadObject");
     assert!(
         heads >= 2,
         "the object was re-examined after the 412 (heads: {heads})"
     );
 
     // the state records the new version: a warm run fetches nothing
-    s3.shared.reset_counts();
-    let s = sync::run(&cfg, &s3.client()).await.unwrap();
-    assert_eq!((s.skipped, s3.shared.counts()), (1, (1, 0, 0)));
+    s3.reset_counts();
+    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    assert_eq!(s.skipped, 1);
+    expect_ops(&s3, &[("ListObjectsV2", 1)], "warm after the restart");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_faults_are_retried() {
-    let s3 = Server::start().await;
+    let s3 = S3Server::start().await;
     let big = data(3, 1024 * 1024);
     let small = data(4, 100_000);
-    s3.put("p/big", &big).await;
-    s3.put("p/small", &small).await;
-    *s3.shared.faults.lock().unwrap() = [
-        Fault::Error(S3ErrorCode::SlowDown),
-        Fault::Error(S3ErrorCode::InternalError),
+    s3.put_with_checksum("p/big", &big, Crc32).await;
+    s3.put_with_checksum("p/small", &small, Crc32).await;
+    // One each, on the next five GETs in this order; the stall outlasts the test.
+    for fault in [
+        Fault::slow_down(),
+        Fault::internal_error(),
         Fault::CutAfter(10_000),
-        Fault::StallAfter(5_000),
-        Fault::Error(S3ErrorCode::ServiceUnavailable),
-    ]
-    .into();
+        Fault::StallAfter(5_000, Duration::from_secs(60)),
+        Fault::unavailable(),
+    ] {
+        s3.inject(Rule::new(fault).op("GetObject"));
+    }
     let target = tempfile::tempdir().unwrap();
-    let mut cfg = config("p/", target.path());
+    let mut cfg = config(&s3, "p/", target.path());
     cfg.stall_timeout = Duration::from_millis(500);
     let started = Instant::now();
-    let s = sync::run(&cfg, &s3.client()).await.unwrap();
-    let files = tree(target.path());
-    assert!(files["big"] == big && files["small"] == small);
-    assert_eq!(s.verified, 2);
-    assert!(
-        s3.shared.faults.lock().unwrap().is_empty(),
-        "every fault was hit"
-    );
+    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    expect_tree(target.path(), &[("big", &big), ("small", &small)]);
+    assert_eq!((s.verified, s.unverified), (2, 0));
+    assert_eq!(s3.faults_pending(), 0, "every fault was hit");
+    let counts = s3.counts();
+    assert_eq!(counts.faults, 5);
     assert_eq!(
-        s3.shared.counts().1,
+        counts.op("GetObject"),
         5 + 5,
         "4 ranges + 1 small GET, plus one retry per fault"
     );
@@ -75,54 +85,52 @@ async fn transient_faults_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_source_fails_within_the_retry_budget() {
-    let s3 = Server::start().await;
+    let s3 = S3Server::start().await;
     s3.put("p/a", b"x").await;
-    s3.shared
-        .always
-        .lock()
-        .unwrap()
-        .insert("p/a".into(), Fault::Error(S3ErrorCode::InternalError));
+    let dead = Rule::new(Fault::internal_error())
+        .op("GetObject")
+        .key("p/a");
+    s3.inject(dead.times(u32::MAX));
     let target = tempfile::tempdir().unwrap();
-    let mut cfg = config("p/", target.path());
+    let mut cfg = config(&s3, "p/", target.path());
     cfg.retry_budget = 3;
-    let err = sync::run(&cfg, &s3.client()).await.unwrap_err();
-    assert_eq!(err.exit_code(), 9, "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains("\"p/a\"") && msg.contains("budget"), "{msg}");
-    assert_eq!(s3.shared.counts().1, 4, "one attempt plus three retries");
+    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    expect_failure(&err, 9, &["\"p/a\"", "budget"]);
+    expect_ops(
+        &s3,
+        &[("ListObjectsV2", 1), ("GetObject", 4)],
+        "one attempt plus three retries",
+    );
     assert!(tree(target.path()).is_empty(), "no partial file is visible");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupted_bytes_are_caught_by_md5_and_refetched_once() {
-    let s3 = Server::start().await;
-    s3.put_raw("p/raw", b"bytes without a checksum: only the md5 etag");
-    s3.put_raw("p/big-raw", &data(5, 600_000)); // ranged, md5 read back
+    let s3 = S3Server::start().await;
+    let raw = b"bytes without a checksum: only the md5 etag";
+    let big_raw = data(5, 600_000); // ranged, md5 read back
+    s3.put("p/raw", raw).await;
+    s3.put("p/big-raw", &big_raw).await;
     let target = tempfile::tempdir().unwrap();
-    let cfg = config("p/", target.path());
+    let cfg = config(&s3, "p/", target.path());
     // corrupted once: refetched and fine
-    *s3.shared.faults.lock().unwrap() = [Fault::Corrupt].into();
-    let s = sync::run(&cfg, &s3.client()).await.unwrap();
-    assert_eq!(s.verified, 2);
-    assert_eq!(
-        tree(target.path())["raw"],
-        b"bytes without a checksum: only the md5 etag"
-    );
+    s3.inject(Rule::new(Fault::Corrupt).op("GetObject"));
+    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    assert_eq!((s.verified, s.downloaded), (2, 2));
+    assert_eq!(s3.counts().faults, 1);
+    expect_tree(target.path(), &[("big-raw", &big_raw), ("raw", raw)]);
 
     // corrupted every time: an integrity failure naming the key
     std::fs::remove_file(target.path().join("big-raw")).unwrap();
-    s3.shared
-        .always
-        .lock()
-        .unwrap()
-        .insert("p/big-raw".into(), Fault::Corrupt);
-    let err = sync::run(&cfg, &s3.client()).await.unwrap_err();
+    let always = Rule::new(Fault::Corrupt).op("GetObject").key("p/big-raw");
+    s3.inject(always.times(u32::MAX));
+    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
     assert!(
         matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big-raw"),
         "{err}"
     );
-    assert_eq!(err.exit_code(), 8);
-    assert!(!target.path().join("big-raw").exists());
+    expect_failure(&err, 8, &["integrity", "\"p/big-raw\""]);
+    expect_tree(target.path(), &[("raw", raw)]);
 }
 
 /// A real, small filesystem: mount a 1 MiB tmpfs (root only; skipped with a
@@ -155,11 +163,11 @@ async fn a_full_filesystem_fails_early_or_cleanly() {
         eprintln!("SKIPPED: cannot mount a tmpfs here");
         return;
     };
-    let s3 = Server::start().await;
-    s3.put("p/a", &data(6, 1_500_000)).await;
-    let cfg = config("p/", fs.0.path());
-    s3.shared.reset_counts();
-    let err = sync::run(&cfg, &s3.client()).await.unwrap_err();
+    let s3 = S3Server::start().await;
+    s3.put_with_checksum("p/a", &data(6, 1_500_000), Crc32)
+        .await;
+    let cfg = config(&s3, "p/", fs.0.path());
+    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -170,13 +178,12 @@ async fn a_full_filesystem_fails_early_or_cleanly() {
         ),
         "{err}"
     );
-    assert_eq!(s3.shared.counts().1, 0, "checked before any GET");
+    assert_eq!(s3.counts().op("GetObject"), 0, "checked before any GET");
 
     // lie about the free space: the write itself hits ENOSPC
     let mut cfg = cfg;
     cfg.free_space_override = Some(u64::MAX);
-    let err = sync::run(&cfg, &s3.client()).await.unwrap_err();
-    assert_eq!(err.exit_code(), 6, "{err}");
-    assert!(err.to_string().contains("disk full"), "{err}");
+    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    expect_failure(&err, 6, &["disk full"]);
     assert!(tree(fs.0.path()).is_empty(), "no partial file is visible");
 }

@@ -3,29 +3,25 @@
 //! unprivileged user, and printing its JSON summary, progress and
 //! termination-log line.
 
-mod sync_harness;
+mod common;
 
 use std::os::unix::process::CommandExt as _;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::sync::atomic::Ordering;
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
+use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
+use common::s3::{Fault, Rule, S3Server, SECRET_KEY};
+use common::sync::{PART_SIZE, client, command, config, data, digest, output, run_binary, tree};
 use s3_seed::sync;
-use sync_harness::{Server, config, data, tree};
 
-fn command(s3: &Server, prefix: &str, target: &Path, extra: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3-seed"));
-    cmd.arg("sync").env_clear().env("PATH", "/usr/bin:/bin");
-    cmd.envs(s3.env(prefix, target));
-    cmd.envs(extra.iter().copied());
-    cmd
-}
-
-async fn output(mut cmd: Command) -> Output {
-    tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap()
+/// Delay every GetObject by `delay`, so a run lasts long enough to watch.
+fn slow_gets(s3: &S3Server, delay: Duration) {
+    s3.inject(
+        Rule::new(Fault::Latency(delay))
+            .op("GetObject")
+            .times(u32::MAX),
+    );
 }
 
 /// Completed parts recorded in a resume record, if one exists yet.
@@ -44,12 +40,12 @@ fn recorded_parts(target: &Path) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_mid_download_then_rerun_resumes() {
-    let s3 = Server::start().await;
+    let s3 = S3Server::start().await;
     let size = 4 * 1024 * 1024;
     let big = data(7, size);
-    s3.put("p/big", &big).await;
-    s3.put("p/small", b"small").await;
-    *s3.shared.get_delay.lock().unwrap() = Duration::from_millis(250);
+    s3.put_with_checksum("p/big", &big, Crc32).await;
+    s3.put_with_checksum("p/small", b"small", Crc32).await;
+    slow_gets(&s3, Duration::from_millis(250));
     let target = tempfile::tempdir().unwrap();
     let env = [
         ("S3_SEED_PART_SIZE", "256KiB"),
@@ -77,17 +73,22 @@ async fn killed_mid_download_then_rerun_resumes() {
         "no partial file is visible"
     );
 
-    *s3.shared.get_delay.lock().unwrap() = Duration::ZERO;
-    s3.shared.reset_counts();
-    let mut cfg = config("p/", target.path());
+    s3.clear_faults();
+    s3.reset_counts();
+    let mut cfg = config(&s3, "p/", target.path());
     cfg.concurrency = 2;
-    let s = sync::run(&cfg, &s3.client()).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
     let files = tree(target.path());
-    assert!(files["big"] == big, "the resumed file is byte-identical");
-    assert_eq!(files["small"], b"small");
-    let fetched = s3.shared.get_bytes.load(Ordering::SeqCst);
+    assert_eq!(
+        files["big"],
+        digest(&big),
+        "the resumed file is byte-identical"
+    );
+    assert_eq!(files["small"], digest(b"small"));
+    let fetched = s3.counts().get_bytes;
+    let left = size as u64 - done as u64 * PART_SIZE;
     assert!(
-        fetched <= (size - done * 256 * 1024 + 5) as u64,
+        fetched <= left + 5,
         "rerun fetched {fetched} bytes although {done} parts were on disk"
     );
     assert_eq!(
@@ -102,9 +103,10 @@ async fn killed_mid_download_then_rerun_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_summary_and_progress_lines() {
-    let s3 = Server::start().await;
-    s3.put("p/big", &data(8, 2 * 1024 * 1024)).await;
-    *s3.shared.get_delay.lock().unwrap() = Duration::from_millis(200);
+    let s3 = S3Server::start().await;
+    s3.put_with_checksum("p/big", &data(8, 2 * 1024 * 1024), Crc32)
+        .await;
+    slow_gets(&s3, Duration::from_millis(200));
     let target = tempfile::tempdir().unwrap();
     let env = [
         ("S3_SEED_PART_SIZE", "256KiB"),
@@ -113,7 +115,7 @@ async fn json_summary_and_progress_lines() {
         ("S3_SEED_PROGRESS_INTERVAL_SECS", "1"),
         ("S3_SEED_LOG_FORMAT", "json"),
     ];
-    let out = output(command(&s3, "p/", target.path(), &env)).await;
+    let out = run_binary(&s3, "p/", target.path(), &env).await;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     let stdout = String::from_utf8(out.stdout).unwrap();
@@ -143,16 +145,12 @@ async fn json_summary_and_progress_lines() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failure_exit_code_and_termination_log() {
-    let s3 = Server::start().await;
-    s3.shared
-        .extra_keys
-        .lock()
-        .unwrap()
-        .push(("p/../../etc/passwd".into(), 4));
+    let s3 = S3Server::start().await;
+    s3.list_extra("p/../../etc/passwd", 4);
     let target = tempfile::tempdir().unwrap();
     let log = target.path().join("termination-log");
     let env = [("S3_SEED_TERMINATION_LOG", log.to_str().unwrap())];
-    let out = output(command(&s3, "p/", target.path(), &env)).await;
+    let out = run_binary(&s3, "p/", target.path(), &env).await;
     assert_eq!(out.status.code(), Some(5));
     let line = std::fs::read_to_string(&log).unwrap();
     assert_eq!(line.lines().count(), 1);
@@ -160,7 +158,8 @@ async fn failure_exit_code_and_termination_log() {
         line.contains("key \"p/../../etc/passwd\" is rejected"),
         "{line}"
     );
-    assert!(!line.contains(sync_harness::SECRET_KEY));
+    assert!(!line.contains(SECRET_KEY));
+    assert_eq!(s3.counts().op("GetObject"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -169,7 +168,7 @@ async fn unwritable_target_names_uid_gid_and_fsgroup() {
         eprintln!("SKIPPED: needs root to run the binary as another user");
         return;
     }
-    let s3 = Server::start().await;
+    let s3 = S3Server::start().await;
     let volume = tempfile::tempdir().unwrap(); // root-owned, 0700
     let logs = tempfile::tempdir().unwrap();
     std::fs::set_permissions(
@@ -200,58 +199,34 @@ async fn unwritable_target_names_uid_gid_and_fsgroup() {
     );
     assert!(line.contains(&want), "{line}");
     assert!(line.contains("fsGroup"), "{line}");
-    assert_eq!(s3.shared.counts(), (0, 0, 0), "failed before talking to S3");
+    assert_eq!(s3.counts().total(), 0, "failed before talking to S3");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_endpoint_trusted_through_aws_ca_bundle() {
-    let (s3, ca_pem) = Server::start_tls().await;
-    s3.put_raw("p/a", b"over tls"); // the test's own client does not trust the CA
+    let s3 = S3Server::start_tls().await;
+    s3.put("p/a", b"over tls").await; // the harness's own client trusts the certificate
     let dir = tempfile::tempdir().unwrap();
     let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, ca_pem).unwrap();
+    std::fs::write(&ca, s3.ca_pem().expect("an HTTPS server")).unwrap();
     let target = dir.path().join("data");
 
-    let out = output(command(
-        &s3,
-        "p/",
-        &target,
-        &[("S3_SEED_RETRY_BUDGET", "1")],
-    ))
-    .await;
+    let out = run_binary(&s3, "p/", &target, &[("S3_SEED_RETRY_BUDGET", "1")]).await;
+    let stderr = |out: &Output| String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         !out.status.success(),
         "an unknown CA must not be trusted: {}",
-        String::from_utf8_lossy(&out.stderr)
+        stderr(&out)
     );
     assert!(!target.join("a").exists());
+    assert_eq!(s3.counts().total(), 0, "no request got past the handshake");
 
-    let out = output(command(
-        &s3,
-        "p/",
-        &target,
-        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
-    ))
-    .await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let bundle = [("AWS_CA_BUNDLE", ca.to_str().unwrap())];
+    let out = run_binary(&s3, "p/", &target, &bundle).await;
+    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read(target.join("a")).unwrap(), b"over tls");
 
     std::fs::write(&ca, "not a certificate").unwrap();
-    let out = output(command(
-        &s3,
-        "p/",
-        &target,
-        &[("AWS_CA_BUNDLE", ca.to_str().unwrap())],
-    ))
-    .await;
-    assert_eq!(
-        out.status.code(),
-        Some(3),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = run_binary(&s3, "p/", &target, &bundle).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
 }

@@ -94,6 +94,7 @@ async fn attempt(
             crc32c: out.checksum_crc32_c(),
             crc32: out.checksum_crc32(),
             etag: out.e_tag(),
+            checksum_type: out.checksum_type().map(|t| t.as_str()),
         })
     });
     let mut hasher = Hasher::new(&expected);

@@ -244,6 +244,7 @@ pub async fn head(
             crc32c: out.checksum_crc32_c(),
             crc32: out.checksum_crc32(),
             etag: out.e_tag(),
+            checksum_type: out.checksum_type().map(|t| t.as_str()),
         }),
     })
 }

@@ -4,9 +4,12 @@
 //! S3 returns with `ChecksumMode::Enabled`, computed per range while streaming
 //! and combined at the end (CRCs combine, so ranges can finish in any order);
 //! else the MD5 that the ETag of a single-part upload is. Composite checksums
-//! of multipart uploads (`value-N`) and multipart ETags cannot be checked
-//! against whole-object bytes; such objects are counted and logged as
-//! unverified, never passed off as verified.
+//! of multipart uploads and multipart ETags cannot be checked against
+//! whole-object bytes; such objects are counted and logged as unverified,
+//! never passed off as verified. A CRC is composite when its value ends in
+//! `-N`, when `x-amz-checksum-type` says `COMPOSITE`, or when that header is
+//! missing and the ETag is a multipart one (`…-N`): moto, for one, sends the
+//! CRC of the part CRCs of a multipart upload with neither marker.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -84,6 +87,8 @@ pub struct Offered<'a> {
     pub crc32c: Option<&'a str>,
     pub crc32: Option<&'a str>,
     pub etag: Option<&'a str>,
+    /// `x-amz-checksum-type`: `FULL_OBJECT` or `COMPOSITE`, when sent.
+    pub checksum_type: Option<&'a str>,
 }
 
 /// Pick the strongest check S3 offered.
@@ -93,11 +98,15 @@ pub fn expected(offered: Offered<'_>) -> Expected {
         (CrcKind::Crc32c, offered.crc32c),
         (CrcKind::Crc32, offered.crc32),
     ];
+    let multipart = offered.etag.is_some_and(|e| e.contains('-'));
+    let full_object = offered
+        .checksum_type
+        .map_or(!multipart, |t| t.eq_ignore_ascii_case("FULL_OBJECT"));
     let mut composite = false;
     for (kind, value) in crcs {
         let Some(value) = value else { continue };
         match kind.decode(value) {
-            Some(v) if !value.contains('-') => return Expected::Crc(kind, v),
+            Some(v) if full_object && !value.contains('-') => return Expected::Crc(kind, v),
             _ => composite = true,
         }
     }
@@ -199,7 +208,7 @@ mod tests {
         let crc32 = b64(&0xcbf4_3926u32.to_be_bytes()); // CRC32 of "123456789"
         let c64 = b64(&0xae8b_1486_0a79_9888u64.to_be_bytes()); // CRC64NVME of "123456789"
         let md5 = "\"25f9e794323b453885f5181f1b624d0b\""; // MD5 of "123456789"
-        let cases: [(Offered<'_>, Expected); 5] = [
+        let cases: [(Offered<'_>, Expected); 8] = [
             (
                 Offered {
                     crc64nvme: Some(&c64),
@@ -231,6 +240,35 @@ mod tests {
                 Offered {
                     crc32c: Some("AAAAAA==-3"),
                     etag: Some(md5),
+                    ..Default::default()
+                },
+                Expected::Md5(md5_etag(md5).unwrap()),
+            ),
+            (
+                // moto: the CRC of the part CRCs, with no `-N` and no checksum type
+                Offered {
+                    crc32: Some(&crc32),
+                    etag: Some("\"abc-3\""),
+                    ..Default::default()
+                },
+                Expected::Nothing(
+                    "only a composite (per-part) checksum and a multipart ETag are available",
+                ),
+            ),
+            (
+                Offered {
+                    crc32: Some(&crc32),
+                    etag: Some("\"abc-3\""),
+                    checksum_type: Some("FULL_OBJECT"),
+                    ..Default::default()
+                },
+                Expected::Crc(CrcKind::Crc32, 0xcbf4_3926),
+            ),
+            (
+                Offered {
+                    crc32: Some(&crc32),
+                    etag: Some(md5),
+                    checksum_type: Some("COMPOSITE"),
                     ..Default::default()
                 },
                 Expected::Md5(md5_etag(md5).unwrap()),

@@ -4,12 +4,16 @@
 //! Three layers, each doing one job:
 //! - [`store`] wraps `s3s_fs::FileSystem` behind the `s3s::S3` trait and fills
 //!   the gaps that would make it unlike real S3 for a sync client (ETags in
-//!   listings, `If-Match` on GET, injected hostile listing entries);
+//!   listings, `If-Match` on GET and HEAD, injected hostile listing entries,
+//!   reported composite checksums);
 //! - [`faults`] is the `s3s::access::S3Access` hook: s3s has already parsed the
 //!   request there, so it names the operation exactly as AWS does
 //!   (`ListObjectsV2`, `GetObject`, ...), and it decides which fault applies;
 //! - [`http`] is the hyper service around `S3Service`: it records what was
 //!   seen, counts GetObject body bytes, and cuts or stalls response bodies.
+//!
+//! [`S3Server::start_tls`] serves the same over HTTPS with a fresh
+//! self-signed certificate ([`tls`]); the harness's own clients trust it.
 //!
 //! Seeding helpers go through the SDK (so s3s-fs records ETags and checksums as
 //! for a real upload) but carry a marker header: they are never counted and
@@ -30,8 +34,11 @@
 //!   least 5 MiB (`EntityTooSmall` otherwise).
 //! - ListObjectsV2 from s3s-fs has no ETag; [`store`] adds it (and the checksum
 //!   algorithm) from HeadObject so listings look like real S3's.
-//! - GetObject ignores `If-Match` / `If-None-Match`; [`store`] answers a
-//!   mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
+//! - GetObject and HeadObject ignore `If-Match` / `If-None-Match`; [`store`]
+//!   answers a mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
+//! - ETags are the ones recorded at upload (no hashing on HEAD or LIST), as
+//!   long as objects are written through S3 (the seeding helpers, or
+//!   [`Fault::ReplaceAfter`]), never into the root directly.
 //! - Keys map to `ROOT/BUCKET/KEY` through `Path::join` plus a virtual
 //!   absolutize (probed with the SDK): `a//b`, `./c` and `f/../g` are stored and
 //!   listed as `a/b`, `c` and `g`; `../x` and `../../x` land at `ROOT/x`, outside
@@ -46,6 +53,7 @@ mod faults;
 mod http;
 mod seed;
 mod store;
+mod tls;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,6 +69,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, Rule};
+pub use seed::composite_crc32;
 
 /// Access key the server accepts (and [`S3Server::client`] uses).
 pub const ACCESS_KEY: &str = "AKIAS3SEEDHARNESS";
@@ -114,6 +123,13 @@ pub struct Seen {
     pub fault: Option<String>,
 }
 
+/// A checksum the store reports for a key in place of what s3s-fs stored.
+#[derive(Debug, Clone)]
+pub(crate) struct Reported {
+    crc32: String,
+    checksum_type: Option<String>,
+}
+
 /// State shared by the three layers.
 pub(crate) struct Shared {
     fs: Arc<FileSystem>,
@@ -121,6 +137,7 @@ pub(crate) struct Shared {
     seen: Mutex<Vec<Seen>>,
     get_bytes: AtomicU64,
     extra: Mutex<Vec<(String, u64)>>,
+    reported: Mutex<BTreeMap<String, Reported>>,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not hide counts).
@@ -131,6 +148,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A running in-process S3 server; shut down when dropped.
 pub struct S3Server {
     endpoint: String,
+    ca_pem: Option<String>,
     root: TempDir,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
@@ -144,6 +162,21 @@ impl S3Server {
     /// multi-thread runtime), never block a current-thread runtime on
     /// `std::process::Command::output`, or the server cannot answer.
     pub async fn start() -> S3Server {
+        S3Server::start_with(None).await
+    }
+
+    /// [`Self::start`], serving HTTPS with a new self-signed certificate for
+    /// 127.0.0.1 ([`Self::ca_pem`]). The harness's clients trust it; any other
+    /// client must be given the PEM (e.g. through `AWS_CA_BUNDLE`).
+    pub async fn start_tls() -> S3Server {
+        let (acceptor, pem) = tls::self_signed();
+        let mut server = S3Server::start_with(Some(acceptor)).await;
+        server.endpoint = server.endpoint.replacen("http:", "https:", 1);
+        server.ca_pem = Some(pem);
+        server
+    }
+
+    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> S3Server {
         let root = tempfile::tempdir().expect("create a temp dir for the s3s-fs root");
         std::fs::create_dir(root.path().join(BUCKET)).expect("create the bucket directory");
         let fs = Arc::new(FileSystem::new(root.path()).expect("open the s3s-fs root"));
@@ -153,6 +186,7 @@ impl S3Server {
             seen: Mutex::default(),
             get_bytes: AtomicU64::new(0),
             extra: Mutex::default(),
+            reported: Mutex::default(),
         });
         let mut builder = S3ServiceBuilder::new(store::Store::new(Arc::clone(&shared)));
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
@@ -164,16 +198,23 @@ impl S3Server {
             .local_addr()
             .expect("local addr of a bound listener")
             .port();
-        let task = tokio::spawn(http::serve(listener, builder.build(), Arc::clone(&shared)));
+        let service = builder.build();
+        let task = tokio::spawn(http::serve(listener, service, Arc::clone(&shared), tls));
         S3Server {
             endpoint: format!("http://127.0.0.1:{port}"),
+            ca_pem: None,
             root,
             shared,
             task,
         }
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// The certificate (PEM) an HTTPS server presents; `None` for plain HTTP.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
+    }
+
+    /// `http://127.0.0.1:PORT` (`https://` after [`Self::start_tls`]).
     pub fn endpoint(&self) -> String {
         self.endpoint.clone()
     }
@@ -206,14 +247,18 @@ impl S3Server {
     /// SDK config for this server (static keys, path style, latest behaviour),
     /// for tests that tune retries or timeouts before building a client.
     pub fn config(&self) -> aws_sdk_s3::config::Builder {
-        aws_sdk_s3::config::Builder::new()
+        let mut config = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(Credentials::new(
                 ACCESS_KEY, SECRET_KEY, None, None, "harness",
             ))
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())
-            .force_path_style(true)
+            .force_path_style(true);
+        if let Some(pem) = &self.ca_pem {
+            config = config.http_client(tls::trusting(pem));
+        }
+        config
     }
 
     /// A client with SDK defaults (standard retries) pointed at this server.
@@ -271,6 +316,25 @@ impl S3Server {
     /// or 500, as s3s-fs maps the key.
     pub fn list_extra(&self, key: &str, size: u64) {
         lock(&self.shared.extra).push((key.to_owned(), size));
+    }
+
+    /// Forget every entry added with [`Self::list_extra`].
+    pub fn clear_list_extra(&self) {
+        lock(&self.shared.extra).clear();
+    }
+
+    /// Report `crc32` (base64, verbatim) as the CRC32 of `key` in HeadObject,
+    /// whole-object GetObject and listings, with `x-amz-checksum-type` set to
+    /// `checksum_type` or absent, and no other checksum. Plays a store that
+    /// reports a composite checksum for a multipart upload: real S3 sends
+    /// `value-N` with `COMPOSITE`, moto 5 the bare value with no type (see
+    /// [`composite_crc32`]). The ETag and the bytes are untouched.
+    pub fn report_crc32(&self, key: &str, crc32: &str, checksum_type: Option<&str>) {
+        let reported = Reported {
+            crc32: crc32.to_owned(),
+            checksum_type: checksum_type.map(str::to_owned),
+        };
+        lock(&self.shared.reported).insert(key.to_owned(), reported);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Faults as the client sees them: error statuses and codes, rule matching
-//! and retries, cut and stalled bodies, latency, If-Match and mid-download
-//! replacement.
+//! and retries, cut, stalled and corrupted bodies, latency, If-Match (GET and
+//! HEAD) and mid-download replacement.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +11,7 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use bytes::Bytes;
 
 use super::common::s3::{Fault, Rule, S3Server};
-use super::{body, get, pattern, status, strict};
+use super::{body, get, head_object, pattern, status, strict};
 #[tokio::test]
 async fn error_faults_reach_the_client_once_each() {
     let s3 = S3Server::start().await;
@@ -59,13 +59,7 @@ async fn rules_match_by_op_key_and_range_and_retries_are_visible() {
             .times(2),
     );
     let strict = strict(&s3);
-    strict
-        .head_object()
-        .bucket(s3.bucket())
-        .key("x")
-        .send()
-        .await
-        .expect("other op: no fault");
+    head_object(&strict, "x").await; // other op: no fault
     get(&strict, "x", None).await; // not ranged: no fault
     get(&strict, "y", Some("bytes=0-1")).await; // other key: no fault
     assert_eq!(s3.faults_pending(), 2);
@@ -147,13 +141,7 @@ async fn short_stall_and_latency_delay_but_deliver_everything() {
     );
     assert!(started.elapsed() >= Duration::from_millis(400));
     let started = Instant::now();
-    client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("big")
-        .send()
-        .await
-        .unwrap();
+    head_object(&client, "big").await;
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(s3.counts().faults, 2);
 }
@@ -181,6 +169,34 @@ async fn if_match_mismatch_gives_412_ranged_or_not() {
             .await
             .expect("current etag matches");
     }
+    let head = client.head_object().bucket(s3.bucket()).key("obj");
+    let err = head.clone().if_match(&old).send().await.unwrap_err();
+    assert_eq!(status(&err), Some(412), "HEAD too");
+    let out = head
+        .if_match(&new)
+        .send()
+        .await
+        .expect("current etag matches");
+    assert_eq!(out.e_tag(), Some(new.as_str()));
+}
+
+#[tokio::test]
+async fn corrupt_flips_the_first_body_byte_once() {
+    let s3 = S3Server::start().await;
+    let data = pattern(5000);
+    s3.put("k", &data).await;
+    s3.inject(Rule::new(Fault::Corrupt).op("GetObject"));
+    let client = strict(&s3);
+    let mut want = data.clone();
+    want[0] ^= 0xff;
+    assert_eq!(body(get(&client, "k", None).await).await, want);
+    assert_eq!(
+        body(get(&client, "k", None).await).await,
+        data,
+        "fires once"
+    );
+    let counts = s3.counts();
+    assert_eq!((counts.get_bytes, counts.faults), (10_000, 1));
 }
 
 #[tokio::test]

@@ -1,15 +1,16 @@
 //! The store as a sync client sees it: ranges, checksums per algorithm,
-//! multipart ETags, listings (ETags, injected hostile keys) and the way
-//! s3s-fs maps odd keys, all as documented at the top of `common/s3.rs`.
+//! multipart ETags, reported (composite) checksums, listings (ETags, injected
+//! hostile keys) and the way s3s-fs maps odd keys, all as documented at the
+//! top of `common/s3.rs`.
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::Digest as _;
 
-use super::common::s3::S3Server;
-use super::{body, get, pattern, status, strict};
+use super::common::s3::{S3Server, composite_crc32};
+use super::{body, get, head_object, pattern, status, strict};
 #[tokio::test]
 async fn ranged_get_returns_content_range() {
     let s3 = S3Server::start().await;
@@ -88,36 +89,18 @@ async fn single_put_checksums_per_algorithm() {
         );
     }
     let crc32 = crc_fast::checksum(crc_fast::CrcAlgorithm::Crc32IsoHdlc, &data) as u32;
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("sum-CRC32")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "sum-CRC32").await;
     assert_eq!(
         head.checksum_crc32(),
         Some(B64.encode(crc32.to_be_bytes()).as_str())
     );
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("sum-SHA256")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "sum-SHA256").await;
     assert_eq!(
         head.checksum_sha256(),
         Some(B64.encode(sha2::Sha256::digest(&data)).as_str())
     );
     let plain = s3.put("plain", &data).await;
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("plain")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "plain").await;
     assert_eq!(
         (head.e_tag(), checksums_head(&head)),
         (Some(plain.as_str()), [None, None, None, None, None])
@@ -183,14 +166,55 @@ async fn multipart_objects_have_part_count_etags_and_no_checksum() {
         .await;
     s3.put_multipart("stale", b"new content", 5 * 1024 * 1024)
         .await;
-    let head = client
-        .head_object()
-        .bucket(s3.bucket())
-        .key("stale")
-        .send()
-        .await
-        .unwrap();
+    let head = head_object(&client, "stale").await;
     assert!(head.checksum_crc32().is_some() && head.e_tag().is_some_and(|e| e.ends_with("-1\"")));
+}
+
+#[tokio::test]
+async fn reported_crc32_replaces_stored_checksums_where_s3_sends_them() {
+    assert_eq!(
+        composite_crc32(b"123456789", 4),
+        "+vEo6Q==",
+        "CRC32 of the CRC32s of 1234, 5678 and 9 (as Python's zlib computes it)"
+    );
+    let s3 = S3Server::start().await;
+    let data = pattern(3000);
+    let put = s3
+        .put_with_checksum("k", &data, ChecksumAlgorithm::Sha256)
+        .await;
+    s3.put_with_checksum("other", &data, ChecksumAlgorithm::Sha256)
+        .await;
+    s3.report_crc32("k", "AAAAAA==-3", Some("COMPOSITE"));
+    let reported = [Some("AAAAAA==-3".to_owned()), None, None, None, None];
+    let client = strict(&s3);
+    let head = client.head_object().bucket(s3.bucket()).key("k");
+    let head = head.checksum_mode(ChecksumMode::Enabled).send().await;
+    let head = head.unwrap();
+    assert_eq!(checksums_head(&head), reported);
+    assert_eq!(head.checksum_type().map(|t| t.as_str()), Some("COMPOSITE"));
+    assert_eq!(head.e_tag(), put.e_tag(), "ETag untouched");
+    let full = client.get_object().bucket(s3.bucket()).key("k");
+    let full = full.checksum_mode(ChecksumMode::Enabled).send().await;
+    assert_eq!(checksums_get(&full.unwrap()), reported, "whole GET");
+    let ranged = get(&client, "k", Some("bytes=0-9")).await;
+    assert_eq!(checksums_get(&ranged), [None, None, None, None, None]);
+    assert_eq!(body(ranged).await, data[..10], "bytes untouched");
+
+    let list = client.list_objects_v2().bucket(s3.bucket()).send().await;
+    let list = list.unwrap();
+    let algorithms: Vec<_> = list
+        .contents()
+        .iter()
+        .map(|o| (o.key(), o.checksum_algorithm().to_vec()))
+        .collect();
+    let (crc32, sha256) = (ChecksumAlgorithm::Crc32, ChecksumAlgorithm::Sha256);
+    assert_eq!(
+        algorithms,
+        [(Some("k"), vec![crc32]), (Some("other"), vec![sha256])]
+    );
+    let types: Vec<_> = list.contents().iter().map(|o| o.checksum_type()).collect();
+    let (composite, full) = (ChecksumType::Composite, ChecksumType::FullObject);
+    assert_eq!(types, [Some(&composite), Some(&full)]);
 }
 
 #[tokio::test]
@@ -240,6 +264,12 @@ async fn listing_carries_etags_checksum_algorithms_and_injected_keys() {
         ["a//b", "a\\b"],
         "injected entries respect the prefix"
     );
+
+    s3.clear_list_extra();
+    let out = s3.client().list_objects_v2().bucket(s3.bucket()).send();
+    let out = out.await.unwrap();
+    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["dir/file", "sum"], "cleared");
 }
 
 #[tokio::test]

@@ -4,8 +4,8 @@
 //! The hook runs after s3s has parsed and authenticated a request and before
 //! the store sees it, so it knows the exact AWS operation name and key without
 //! re-implementing S3 routing. Errors and latency are applied right here; body
-//! faults (cut, stall) and the post-response object replacement are handed to
-//! the HTTP layer through a [`Slot`] in the request extensions.
+//! faults (cut, stall, corrupt) and the post-response object replacement are
+//! handed to the HTTP layer through a [`Slot`] in the request extensions.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -30,6 +30,9 @@ pub enum Fault {
     CutAfter(u64),
     /// Send this many body bytes, send nothing for the duration, then the rest.
     StallAfter(u64, Duration),
+    /// Send the response body with the bits of its first byte flipped (same
+    /// length, same headers), as a faulty disk or middlebox would.
+    Corrupt,
     /// Serve the request normally, then overwrite the addressed object with
     /// these bytes through the store (so its ETag changes). The response in
     /// flight still streams the old content, as S3 would.

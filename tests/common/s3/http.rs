@@ -1,10 +1,11 @@
-//! The hyper layer around `S3Service`: accept loop, request log, GetObject
-//! byte counting, and the body faults (cut, stall) decided by the access hook.
+//! The hyper layer around `S3Service`: accept loop (plain or TLS), request
+//! log, GetObject byte counting, and the body faults (cut, stall, corrupt)
+//! decided by the access hook.
 //!
 //! Body faults live here because only the HTTP layer sees the response body
 //! being polled: a cut is an error from the body stream (hyper then drops the
 //! connection mid-body, as a dying server would), a stall is a timer between
-//! two chunks.
+//! two chunks, a corruption flips the first byte that goes out.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,9 +24,11 @@ use hyper_util::server::conn::auto::Builder;
 use s3s::S3;
 use s3s::dto::{PutObjectInput, StreamingBlob};
 use s3s::service::S3Service;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio::time::Sleep;
+use tokio_rustls::TlsAcceptor;
 
 use super::faults::{Fault, Slot, SlotState};
 use super::{Seen, Shared, lock};
@@ -33,22 +36,37 @@ use super::{Seen, Shared, lock};
 /// Header the seeding helpers send: such requests are neither counted nor faulted.
 pub(crate) const SEED_HEADER: &str = "x-s3-seed-harness-seed";
 
-/// Accept connections until the task is aborted; dropping the JoinSet then
-/// aborts every connection task.
-pub(crate) async fn serve(listener: TcpListener, service: S3Service, shared: Arc<Shared>) {
+/// Either side of an accepted connection, plain TCP or TLS.
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// Accept connections (through `tls` when given) until the task is aborted;
+/// dropping the JoinSet then aborts every connection task.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    shared: Arc<Shared>,
+    tls: Option<TlsAcceptor>,
+) {
     let mut connections = JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
-        let (service, shared) = (service.clone(), Arc::clone(&shared));
+        let (service, shared, tls) = (service.clone(), Arc::clone(&shared), tls.clone());
         let handler = service_fn(move |req| handle(service.clone(), Arc::clone(&shared), req));
         connections.spawn(async move {
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                Some(tls) => match tls.accept(stream).await {
+                    Ok(stream) => Box::new(stream),
+                    // A client that does not trust the certificate ends only its connection.
+                    Err(_) => return,
+                },
+            };
             let builder = Builder::new(TokioExecutor::new());
             // A connection error (a cut body, a client hanging up) ends only that connection.
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), handler)
-                .await;
+            let _ = builder.serve_connection(TokioIo::new(io), handler).await;
         });
         while connections.try_join_next().is_some() {}
     }
@@ -171,8 +189,15 @@ impl FaultBody {
         }
     }
 
-    /// Emit `data`, holding back whatever lies past the trigger offset.
+    /// Emit `data`, holding back whatever lies past the trigger offset and
+    /// flipping the first byte that goes out under [`Fault::Corrupt`].
     fn emit(&mut self, mut data: Bytes) -> Frame<Bytes> {
+        if self.fault == Some(Fault::Corrupt) && !data.is_empty() {
+            self.fault = None;
+            let mut flipped = data.to_vec();
+            flipped[0] ^= 0xff;
+            data = Bytes::from(flipped);
+        }
         if let Some(at) = self.trigger() {
             let room = usize::try_from(at.saturating_sub(self.sent)).unwrap_or(usize::MAX);
             if data.len() > room {

@@ -4,6 +4,8 @@
 //! Plain [`S3Server::put`] sends no checksum (`WhenRequired`), like older
 //! tools: the object then has only an MD5 ETag. [`S3Server::put_with_checksum`]
 //! sends the chosen algorithm, which s3s-fs verifies and stores.
+//! [`composite_crc32`] computes the checksum a store that keeps per-part
+//! CRCs reports for a multipart upload, for `S3Server::report_crc32`.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
@@ -13,8 +15,27 @@ use aws_sdk_s3::operation::put_object::PutObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use crc_fast::CrcAlgorithm;
+
 use super::http::SEED_HEADER;
 use super::{BUCKET, S3Server};
+
+/// The composite CRC32 of `body` uploaded in parts of `part_size` bytes, in
+/// base64: the CRC32 of the parts' big-endian CRC32s. moto 5 reports exactly
+/// this for an aws CLI multipart upload; real S3 appends `-N` (N parts).
+pub fn composite_crc32(body: &[u8], part_size: usize) -> String {
+    let crc32 = |data: &[u8]| {
+        let crc = crc_fast::checksum(CrcAlgorithm::Crc32IsoHdlc, data);
+        u32::try_from(crc).expect("a CRC32 fits in 32 bits")
+    };
+    let parts: Vec<u8> = body
+        .chunks(part_size.max(1))
+        .flat_map(|part| crc32(part).to_be_bytes())
+        .collect();
+    B64.encode(crc32(&parts).to_be_bytes())
+}
 
 /// Adds [`SEED_HEADER`] to every request of the seeding client.
 #[derive(Debug)]

@@ -3,10 +3,13 @@
 //!
 //! - ListObjectsV2 entries get their ETag (and checksum algorithm) from
 //!   HeadObject, because s3s-fs lists only key, size and mtime;
-//! - GetObject honours `If-Match` (412 PreconditionFailed on mismatch, ranged
-//!   or not), because s3s-fs ignores it;
+//! - GetObject and HeadObject honour `If-Match` (412 PreconditionFailed on
+//!   mismatch, ranged or not), because s3s-fs ignores it;
 //! - the first page of an undelimited ListObjectsV2 gets the entries armed
-//!   with `S3Server::list_extra`, for keys no filesystem can hold.
+//!   with `S3Server::list_extra`, for keys no filesystem can hold;
+//! - a checksum armed with `S3Server::report_crc32` replaces what s3s-fs
+//!   stored for that key in HeadObject, whole-object GetObject and listings,
+//!   to play a store that reports composite checksums (moto, real S3).
 //!
 //! Every other operation the harness uses is delegated untouched.
 
@@ -18,9 +21,10 @@ use s3s::auth::Credentials;
 use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 
-use super::{Shared, lock};
+use super::{Reported, Shared, lock};
 
-/// s3s-fs behind the `S3` trait, with listing ETags, GET `If-Match` and listing injection.
+/// s3s-fs behind the `S3` trait, with listing ETags, `If-Match`, listing
+/// injection and reported checksums.
 pub(crate) struct Store {
     shared: Arc<Shared>,
 }
@@ -40,42 +44,88 @@ pub(crate) fn internal_request<T>(input: T, credentials: Option<Credentials>) ->
     }
 }
 
+/// 412 PreconditionFailed unless `current` is the ETag an `If-Match` asks for.
+fn check_if_match(condition: Option<&ETagCondition>, current: Option<&ETag>) -> S3Result<()> {
+    let Some(ETagCondition::ETag(expected)) = condition else {
+        return Ok(());
+    };
+    if current.is_some_and(|current| current.strong_cmp(expected)) {
+        return Ok(());
+    }
+    Err(s3_error!(
+        PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold"
+    ))
+}
+
+/// Put a [`Reported`] checksum (if any) in place of every checksum field of
+/// a HeadObject or GetObject output (two types with the same fields).
+macro_rules! overlay {
+    ($reported:expr, $out:expr) => {
+        if let Some(reported) = $reported {
+            $out.checksum_crc32 = Some(reported.crc32);
+            $out.checksum_crc32c = None;
+            $out.checksum_crc64nvme = None;
+            $out.checksum_sha1 = None;
+            $out.checksum_sha256 = None;
+            $out.checksum_type = reported.checksum_type.map(ChecksumType::from);
+        }
+    };
+}
+
 impl Store {
     pub fn new(shared: Arc<Shared>) -> Store {
         Store { shared }
     }
 
+    /// HeadObject straight from s3s-fs (uncounted), with any reported checksum.
     async fn head(&self, bucket: &str, key: &str) -> S3Result<HeadObjectOutput> {
         let input = HeadObjectInput::builder()
             .bucket(bucket.to_owned())
             .key(key.to_owned())
             .build()
             .map_err(|e| s3_error!(InternalError, "head input: {e}"))?;
-        Ok(self
+        let mut out = self
             .shared
             .fs
             .head_object(internal_request(input, None))
             .await?
-            .output)
+            .output;
+        overlay!(self.reported(key), out);
+        Ok(out)
+    }
+
+    fn reported(&self, key: &str) -> Option<Reported> {
+        lock(&self.shared.reported).get(key).cloned()
+    }
+
+    async fn guarded_head(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let condition = req.input.if_match.clone();
+        let reported = self.reported(&req.input.key);
+        let mut resp = self.shared.fs.head_object(req).await?;
+        check_if_match(condition.as_ref(), resp.output.e_tag.as_ref())?;
+        overlay!(reported, resp.output);
+        Ok(resp)
     }
 
     async fn guarded_get(
         &self,
         req: S3Request<GetObjectInput>,
     ) -> S3Result<S3Response<GetObjectOutput>> {
-        if let Some(ETagCondition::ETag(expected)) = &req.input.if_match {
+        if req.input.if_match.is_some() {
             let head = self.head(&req.input.bucket, &req.input.key).await?;
-            if !head
-                .e_tag
-                .is_some_and(|current| current.strong_cmp(expected))
-            {
-                return Err(s3_error!(
-                    PreconditionFailed,
-                    "At least one of the pre-conditions you specified did not hold"
-                ));
-            }
+            check_if_match(req.input.if_match.as_ref(), head.e_tag.as_ref())?;
         }
-        self.shared.fs.get_object(req).await
+        let reported = self.reported(&req.input.key);
+        let mut resp = self.shared.fs.get_object(req).await?;
+        // As s3s-fs and S3 do: no checksum on a GET of part of the object.
+        if resp.output.content_range.is_none() {
+            overlay!(reported, resp.output);
+        }
+        Ok(resp)
     }
 
     async fn listed_v2(
@@ -122,7 +172,8 @@ impl Store {
         .collect();
         if !algorithms.is_empty() {
             object.checksum_algorithm = Some(algorithms);
-            object.checksum_type = Some(ChecksumType::from_static(ChecksumType::FULL_OBJECT));
+            let full = || ChecksumType::from_static(ChecksumType::FULL_OBJECT);
+            object.checksum_type = Some(head.checksum_type.unwrap_or_else(full));
         }
         object.e_tag = head.e_tag;
     }
@@ -171,7 +222,7 @@ s3_impl! {
     list_objects(ListObjectsInput) -> ListObjectsOutput;
     list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => listed_v2;
     get_object(GetObjectInput) -> GetObjectOutput => guarded_get;
-    head_object(HeadObjectInput) -> HeadObjectOutput;
+    head_object(HeadObjectInput) -> HeadObjectOutput => guarded_head;
     put_object(PutObjectInput) -> PutObjectOutput;
     copy_object(CopyObjectInput) -> CopyObjectOutput;
     delete_object(DeleteObjectInput) -> DeleteObjectOutput;

@@ -1,0 +1,169 @@
+//! What the sync tests (`tests/sync_*.rs`) share on top of the S3 harness:
+//! the client and [`SyncConfig`] a test hands to `s3_seed::sync::run` for a
+//! harness server, the `s3-seed sync` binary configured by env vars as the
+//! init container runs it, deterministic test data, and the target tree as
+//! relative path → SHA-256, so one assertion compares a whole tree and a
+//! failure prints short digests instead of megabytes.
+//!
+//! Sizes are small on purpose: [`config`] uses 256 KiB parts, so a test
+//! exercises ranged downloads with a few hundred KiB of data.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{ResponseChecksumValidation, StalledStreamProtectionConfig};
+use s3_seed::spec::{S3Uri, env};
+use s3_seed::sync::{SyncConfig, SyncError};
+use sha2::Digest as _;
+
+use super::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
+
+/// Part size of [`config`]: objects larger than this are fetched in ranges of it.
+pub const PART_SIZE: u64 = 256 * 1024;
+
+/// A client for `s3` configured as `s3_seed::sync::build_client` configures
+/// its own: no SDK retries (the sync's retry budget sees every attempt), no
+/// stalled-stream protection (the sync's stall timeout does that), response
+/// checksums validated only when required (the sync verifies the bytes
+/// itself, so a corrupted body must reach it).
+pub fn client(s3: &S3Server) -> Client {
+    let config = s3
+        .config()
+        .retry_config(RetryConfig::disabled())
+        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
+        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    Client::from_conf(config.build())
+}
+
+/// A sync of `prefix` of the harness bucket into `target`, with small test
+/// sizes: [`PART_SIZE`] parts, 4 parallel GETs, 10 ms backoff, 2 s stall timeout.
+pub fn config(s3: &S3Server, prefix: &str, target: &Path) -> SyncConfig {
+    let source: S3Uri = s3.uri(prefix).parse().expect("harness URIs are valid");
+    let mut cfg = SyncConfig::new(source, target.to_owned());
+    cfg.part_size = PART_SIZE;
+    cfg.concurrency = 4;
+    cfg.retry_base = Duration::from_millis(10);
+    cfg.stall_timeout = Duration::from_secs(2);
+    cfg
+}
+
+/// Deterministic pseudo-random bytes (xorshift), different for each `seed`,
+/// so no two parts of an object are alike.
+pub fn data(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
+/// SHA-256 of `bytes`, lowercase hex.
+pub fn digest(bytes: &[u8]) -> String {
+    format!("{:x}", sha2::Sha256::digest(bytes))
+}
+
+/// Every regular file under `dir` as relative path → [`digest`] of its
+/// content, skipping s3-seed's own `.s3-seed` folder at the top. Symlinks
+/// are not followed (and not listed).
+pub fn tree(dir: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(folder) = stack.pop() {
+        let entries =
+            std::fs::read_dir(&folder).unwrap_or_else(|e| panic!("read {}: {e}", folder.display()));
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let rel = path.strip_prefix(dir).expect("entries lie under dir");
+            let rel = rel.to_string_lossy().into_owned();
+            let kind = entry.file_type().expect("file type of a listed entry");
+            if rel == ".s3-seed" {
+                continue;
+            } else if kind.is_dir() {
+                stack.push(path);
+            } else if kind.is_file() {
+                let bytes = std::fs::read(&path).expect("read a file of the tree");
+                out.insert(rel, digest(&bytes));
+            }
+        }
+    }
+    out
+}
+
+/// Assert that `dir` holds exactly these files with exactly these contents.
+#[track_caller]
+pub fn expect_tree(dir: &Path, want: &[(&str, &[u8])]) {
+    let want: BTreeMap<String, String> = want
+        .iter()
+        .map(|(name, bytes)| ((*name).to_owned(), digest(bytes)))
+        .collect();
+    assert_eq!(tree(dir), want, "files in {}", dir.display());
+}
+
+/// Assert that `s3` saw exactly these requests per operation (and no other
+/// operation) since start or its last `reset_counts`.
+#[track_caller]
+pub fn expect_ops(s3: &S3Server, want: &[(&str, u64)], why: &str) {
+    let want: BTreeMap<String, u64> = want
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(op, n)| ((*op).to_owned(), *n))
+        .collect();
+    assert_eq!(s3.counts().ops, want, "{why}");
+}
+
+/// Assert that a run failed with exit code `code` and a message containing
+/// every one of `parts`.
+#[track_caller]
+pub fn expect_failure(err: &SyncError, code: u8, parts: &[&str]) {
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), code, "exit code of: {msg}");
+    for part in parts {
+        assert!(msg.contains(part), "{part:?} is not in: {msg}");
+    }
+}
+
+/// The `s3-seed sync` binary with a clean environment holding only what the
+/// webhook gives the init container (`S3_SEED_*`, static AWS keys), for
+/// `prefix` of the harness bucket into `target`, plus `extra`.
+pub fn command(s3: &S3Server, prefix: &str, target: &Path, extra: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_s3-seed"));
+    cmd.arg("sync").env_clear().env("PATH", "/usr/bin:/bin");
+    cmd.envs([
+        (env::SOURCE, s3.uri(prefix)),
+        (env::TARGET, target.display().to_string()),
+        (env::ENDPOINT, s3.endpoint()),
+        (env::PATH_STYLE, "true".to_owned()),
+        (env::REGION, REGION.to_owned()),
+        (env::AWS_ACCESS_KEY_ID, ACCESS_KEY.to_owned()),
+        (env::AWS_SECRET_ACCESS_KEY, SECRET_KEY.to_owned()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
+    ]);
+    cmd.envs(extra.iter().copied());
+    cmd
+}
+
+/// Run `cmd` to completion on a blocking thread, so the in-process server
+/// (a task of the same runtime) keeps answering it.
+pub async fn output(mut cmd: Command) -> Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("run the s3-seed binary"))
+        .await
+        .expect("the blocking task is not cancelled")
+}
+
+/// [`command`] run to completion with [`output`].
+pub async fn run_binary(
+    s3: &S3Server,
+    prefix: &str,
+    target: &Path,
+    extra: &[(&str, &str)],
+) -> Output {
+    output(command(s3, prefix, target, extra)).await
+}
