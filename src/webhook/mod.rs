@@ -1,4 +1,25 @@
 //! The admission side: AdmissionReview in, JSON Patch out, over HTTPS.
+//!
+//! The decision is pure and lives in [`mutate`] (one StatefulSet as raw JSON
+//! in, a JSON Patch or a denial out) and [`review`] (the bytes of an
+//! AdmissionReview in, the bytes of the answer out). Everything with I/O is a
+//! thin shell around them: [`handler`] owns the router, its limits and the
+//! handlers, [`server`] the accept loop and shutdown, [`tls`] the certificate
+//! and its reload, [`metrics`] the Prometheus registry. `s3-seed inject` calls the same [`mutate`], so a
+//! preview is byte-for-byte what the webhook would do.
+//!
+//! Objects are mutated as `serde_json::Value`, never through typed structs:
+//! a round trip through k8s-openapi's `StatefulSet` would drop fields that
+//! are newer than the compiled API version, and the patch is a diff between
+//! the object as received and the desired copy, so nothing the webhook does
+//! not understand can ever be removed.
+
+pub mod handler;
+pub mod metrics;
+pub mod mutate;
+pub mod review;
+pub mod server;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,36 +27,56 @@ use std::time::Duration;
 
 use crate::spec::Endpoint;
 
-/// What the admin decides about the injected container.
+pub use mutate::{Action, MutateError, Mutation, mutate};
+pub use review::{Decision, Reviewed, review};
+pub use server::{AppState, ServerError, router, serve, serve_with};
+
+/// What the admin decides about the injected container. Annotations never
+/// override these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InjectConfig {
+    /// Image of the injected container.
     pub image: String,
+    /// `imagePullPolicy`; `None` applies the API server's rule (Always for
+    /// `:latest` or untagged images, IfNotPresent otherwise).
     pub image_pull_policy: Option<String>,
+    /// CPU request, a Kubernetes quantity such as `100m`.
     pub cpu_request: String,
+    /// Memory request, a Kubernetes quantity such as `64Mi`.
     pub memory_request: String,
+    /// CPU limit; `None` sets no CPU limit.
     pub cpu_limit: Option<String>,
+    /// Memory limit, a Kubernetes quantity such as `256Mi`.
     pub memory_limit: String,
+    /// Region when the StatefulSet has no `s3-seed.io/region`.
     pub default_region: Option<String>,
+    /// Endpoint when the StatefulSet has no `s3-seed.io/endpoint`.
     pub default_endpoint: Option<Endpoint>,
+    /// Path-style addressing when the StatefulSet has no `s3-seed.io/path-style`.
     pub default_path_style: Option<bool>,
+    /// `S3_SEED_CONCURRENCY` of the injected sync, when set.
     pub sync_concurrency: Option<u16>,
+    /// `S3_SEED_PART_SIZE` of the injected sync in bytes, when set.
     pub sync_part_size: Option<u64>,
 }
 
 /// How the HTTPS server runs.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
+    /// Address to bind in [`serve`]; [`serve_with`] takes a bound listener.
     pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first.
     pub tls_cert: PathBuf,
+    /// PEM private key of the leaf certificate.
     pub tls_key: PathBuf,
+    /// How often the certificate and key files are re-read.
     pub tls_reload: Duration,
+    /// Time limit for one HTTP request, body included.
     pub request_timeout: Duration,
+    /// After the shutdown signal: keep serving, reporting not ready.
     pub shutdown_delay: Duration,
+    /// Then: stop accepting and wait at most this long for requests in flight.
     pub shutdown_grace: Duration,
+    /// The injected container.
     pub inject: InjectConfig,
-}
-
-/// Serve until SIGTERM/SIGINT. (Skeleton: implemented by the webhook work.)
-pub async fn serve(_config: ServerConfig) -> anyhow::Result<()> {
-    anyhow::bail!("the webhook server is not built yet")
 }
