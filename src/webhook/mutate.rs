@@ -3,7 +3,8 @@
 //! [`mutate`] is pure and deterministic. It reads what it needs through a
 //! small typed view ([`view`]), decides from the annotations (parsed only by
 //! [`crate::spec`]), builds the desired copy of the object, and returns
-//! `json_patch::diff(original, desired)`. Building a whole desired object and
+//! the diff between the two ([`patch`]: `json_patch::diff`, after aligning
+//! the init container array by name). Building a whole desired object and
 //! diffing it, instead of writing patch operations by hand, gives three
 //! properties by construction:
 //!
@@ -21,6 +22,7 @@
 //! opted out but still carries an earlier injection gets it removed.
 
 mod container;
+mod patch;
 mod view;
 
 use serde_json::{Map, Value};
@@ -81,8 +83,7 @@ pub enum MutateError {
         volumes: Names,
     },
     #[error(
-        "annotation s3-seed.io/volume is required: the StatefulSet has {} volumeClaimTemplates ({claims}); name one of them or a pod volume ({volumes})",
-        claims.len()
+        "annotation s3-seed.io/volume is required unless the StatefulSet has exactly one volumeClaimTemplate (volumeClaimTemplates: {claims}; pod volumes: {volumes})"
     )]
     VolumeRequired { claims: Names, volumes: Names },
     #[error(
@@ -114,7 +115,7 @@ pub fn mutate(object: &Value, cfg: &InjectConfig) -> Result<Mutation, MutateErro
         None if view.carries_injection() => (Action::Removed, remove(object)),
         None => (Action::Untouched, object.clone()),
     };
-    let patch = json_patch::diff(object, &desired);
+    let patch = patch::between(object, &desired);
     Ok(Mutation {
         action,
         patch,
