@@ -119,10 +119,13 @@ fn env_names(container: &Value) -> Vec<String> {
     env_of(container).into_iter().map(|(n, _)| n).collect()
 }
 
+/// Annotations to set (`Some`) or remove (`None`).
+type Edits = &'static [(&'static str, Option<&'static str>)];
+
 struct InjectCase {
     name: &'static str,
     fixture: &'static str,
-    edits: &'static [(&'static str, Option<&'static str>)],
+    edits: Edits,
     init: &'static [&'static str],
     volume: &'static str,
     sub_path: Option<&'static str>,
@@ -413,7 +416,7 @@ fn other_init_containers_are_never_rewritten() {
 
 #[test]
 fn opting_out_removes_an_earlier_injection() {
-    let cases: [(&str, &[(&str, Option<&str>)]); 2] = [
+    let cases: [(&str, Edits); 2] = [
         ("enabled: false", &[(ENABLED, Some("false"))]),
         ("source removed", &[(SOURCE, None)]),
     ];
