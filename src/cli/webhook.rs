@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::spec::{Endpoint, parse_bool, parse_region};
-use crate::webhook::{InjectConfig, ServerConfig};
+use crate::webhook::{self, InjectConfig, ServerConfig};
 
 #[derive(Debug, Args)]
 pub struct WebhookArgs {
@@ -51,7 +51,7 @@ pub struct WebhookArgs {
 pub struct InjectFlags {
     /// Image of the injected init container (normally the webhook's own image,
     /// set by the Deployment through the env var).
-    #[arg(long, env = "S3_SEED_IMAGE", default_value = concat!("s3-seed:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, env = "S3_SEED_IMAGE", default_value = webhook::DEFAULT_IMAGE)]
     pub image: String,
 
     /// imagePullPolicy of the injected container (Always, IfNotPresent, Never).
@@ -59,11 +59,11 @@ pub struct InjectFlags {
     pub image_pull_policy: Option<String>,
 
     /// CPU request of the injected container.
-    #[arg(long, env = "S3_SEED_CPU_REQUEST", default_value = "100m")]
+    #[arg(long, env = "S3_SEED_CPU_REQUEST", default_value = webhook::DEFAULT_CPU_REQUEST)]
     pub cpu_request: String,
 
     /// Memory request of the injected container.
-    #[arg(long, env = "S3_SEED_MEMORY_REQUEST", default_value = "64Mi")]
+    #[arg(long, env = "S3_SEED_MEMORY_REQUEST", default_value = webhook::DEFAULT_MEMORY_REQUEST)]
     pub memory_request: String,
 
     /// CPU limit of the injected container (none by default: a CPU limit
@@ -72,7 +72,7 @@ pub struct InjectFlags {
     pub cpu_limit: Option<String>,
 
     /// Memory limit of the injected container.
-    #[arg(long, env = "S3_SEED_MEMORY_LIMIT", default_value = "256Mi")]
+    #[arg(long, env = "S3_SEED_MEMORY_LIMIT", default_value = webhook::DEFAULT_MEMORY_LIMIT)]
     pub memory_limit: String,
 
     /// Region used when a StatefulSet has no s3-seed.io/region annotation.

@@ -31,6 +31,15 @@ pub use mutate::{Action, MutateError, Mutation, mutate};
 pub use review::{Decision, Reviewed, review};
 pub use server::{AppState, ServerError, router, serve, serve_with};
 
+/// Image injected when the admin sets none: this release's own image.
+pub const DEFAULT_IMAGE: &str = concat!("s3-seed:", env!("CARGO_PKG_VERSION"));
+/// Default CPU request of the injected container.
+pub const DEFAULT_CPU_REQUEST: &str = "100m";
+/// Default memory request of the injected container.
+pub const DEFAULT_MEMORY_REQUEST: &str = "64Mi";
+/// Default memory limit of the injected container.
+pub const DEFAULT_MEMORY_LIMIT: &str = "256Mi";
+
 /// What the admin decides about the injected container. Annotations never
 /// override these.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +67,25 @@ pub struct InjectConfig {
     pub sync_concurrency: Option<u16>,
     /// `S3_SEED_PART_SIZE` of the injected sync in bytes, when set.
     pub sync_part_size: Option<u64>,
+}
+
+impl Default for InjectConfig {
+    /// The same defaults as the flags of `s3-seed webhook`.
+    fn default() -> Self {
+        Self {
+            image: DEFAULT_IMAGE.to_owned(),
+            image_pull_policy: None,
+            cpu_request: DEFAULT_CPU_REQUEST.to_owned(),
+            memory_request: DEFAULT_MEMORY_REQUEST.to_owned(),
+            cpu_limit: None,
+            memory_limit: DEFAULT_MEMORY_LIMIT.to_owned(),
+            default_region: None,
+            default_endpoint: None,
+            default_path_style: None,
+            sync_concurrency: None,
+            sync_part_size: None,
+        }
+    }
 }
 
 /// How the HTTPS server runs.
