@@ -196,7 +196,8 @@ fn the_validator_catches_what_the_api_server_would_refuse() {
         .expect("admitted")
         .desired;
     assert!(v.errors(&good).is_empty());
-    let breakages: [(&str, fn(&mut Value)); 5] = [
+    type Breakage = (&'static str, fn(&mut Value));
+    let breakages: [Breakage; 5] = [
         ("unknown container field", |o| {
             o["spec"]["template"]["spec"]["initContainers"][0]["runAs"] = 1.into()
         }),
