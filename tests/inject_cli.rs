@@ -5,6 +5,8 @@
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use s3_seed::webhook::{InjectConfig, review};
 use serde_json::{Value, json};
 
@@ -59,7 +61,8 @@ fn through_webhook(object: &Value) -> Value {
     let response: Value = serde_json::from_slice(&answer.body).expect("review JSON");
     let mut stored = object.clone();
     if let Some(bytes) = response["response"].get("patch") {
-        let bytes: Vec<u8> = serde_json::from_value(bytes.clone()).expect("patch bytes");
+        let b64 = bytes.as_str().expect("patch is base64 text");
+        let bytes = BASE64.decode(b64).expect("base64");
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch");
         json_patch::patch(&mut stored, &patch).expect("patch applies");
     }

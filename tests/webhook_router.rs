@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
@@ -76,7 +78,8 @@ fn admission_response(body: &[u8]) -> Value {
 fn apply(object: &Value, resp: &Value) -> Value {
     let mut out = object.clone();
     if !resp["patch"].is_null() {
-        let bytes: Vec<u8> = serde_json::from_value(resp["patch"].clone()).expect("patch bytes");
+        let b64 = resp["patch"].as_str().expect("patch is base64 text");
+        let bytes = BASE64.decode(b64).expect("base64");
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch JSON");
         json_patch::patch(&mut out, &patch).expect("patch applies");
     }

@@ -90,19 +90,12 @@ fn response(body: &[u8]) -> Value {
 /// The object after applying the response's patch (if any).
 fn patched(object: &Value, response: &Value) -> Value {
     let mut out = object.clone();
-    let bytes: Option<Vec<u8>> = match &response["patch"] {
-        Value::Null => None,
-        // Go decodes a []byte from a base64 string or from an array of numbers.
-        Value::String(b64) => {
-            use base64::Engine;
-            Some(
-                base64::engine::general_purpose::STANDARD
-                    .decode(b64)
-                    .expect("base64 patch"),
-            )
-        }
-        other => Some(serde_json::from_value(other.clone()).expect("patch bytes")),
-    };
+    let bytes = response["patch"].as_str().map(|b64| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("the patch is base64 text, as the API server expects")
+    });
     if let Some(bytes) = bytes {
         let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("patch JSON");
         json_patch::patch(&mut out, &patch).expect("patch applies strictly");
