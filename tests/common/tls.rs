@@ -6,7 +6,10 @@
 //!   kubelet does, by atomically swapping the `..data` symlink;
 //! - [`Client`] opens TLS connections that trust one CA and records the
 //!   certificate the server presented, and [`Conn`] sends HTTP/1.1 or HTTP/2
-//!   requests on one kept-alive connection.
+//!   requests on one kept-alive connection;
+//! - [`server`] runs the webhook in-process behind such a certificate.
+
+pub mod server;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
