@@ -74,7 +74,7 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         ))
 }
 
-#[instrument(skip_all, fields(uid = Empty, namespace = Empty, name = Empty, operation = Empty))]
+#[instrument(skip_all, fields(uid = Empty, namespace = Empty, object = Empty, operation = Empty))]
 async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let started = Instant::now();
     if !is_json(&headers) {
@@ -93,7 +93,7 @@ async fn mutate(State(state): State<AppState>, headers: HeaderMap, body: Bytes) 
     let span = Span::current();
     span.record("uid", reviewed.uid.as_str());
     span.record("namespace", reviewed.namespace.as_str());
-    span.record("name", reviewed.name.as_str());
+    span.record("object", reviewed.name.as_str());
     span.record("operation", reviewed.operation);
     state
         .metrics

@@ -113,7 +113,13 @@ pub fn mutate(object: &Value, cfg: &InjectConfig) -> Result<Mutation, MutateErro
             inject(object, &spec, &target, cfg)
         }
         None if view.carries_injection() => (Action::Removed, remove(object)),
-        None => (Action::Untouched, object.clone()),
+        None => {
+            return Ok(Mutation {
+                action: Action::Untouched,
+                patch: json_patch::Patch(Vec::new()),
+                desired: object.clone(),
+            });
+        }
     };
     let patch = patch::between(object, &desired);
     Ok(Mutation {

@@ -19,20 +19,32 @@ const INIT_CONTAINERS: [&str; 4] = ["spec", "template", "spec", "initContainers"
 
 /// Operations that turn `original` into `desired`, applied in order.
 pub(super) fn between(original: &Value, desired: &Value) -> Patch {
-    let mut aligned = original.clone();
-    let mut ops = Vec::new();
     let base = PointerBuf::from_tokens(INIT_CONTAINERS);
     let wanted_first = desired
         .pointer(base.as_str())
         .and_then(|init| init.get(0))
         .filter(|c| is_ours(c));
-    if let Some(init) = aligned
-        .pointer_mut(base.as_str())
-        .and_then(Value::as_array_mut)
-    {
-        align(init, wanted_first, &base, &mut ops);
-    }
-    ops.extend(json_patch::diff(&aligned, desired).0);
+    let mut ops = Vec::new();
+    let aligned_init = original
+        .pointer(base.as_str())
+        .and_then(Value::as_array)
+        .map(|init| {
+            let mut init = init.clone();
+            align(&mut init, wanted_first, &base, &mut ops);
+            init
+        });
+    // Clone the whole object only when the alignment changed something.
+    let rest = match aligned_init {
+        Some(init) if !ops.is_empty() => {
+            let mut aligned = original.clone();
+            if let Some(slot) = aligned.pointer_mut(base.as_str()) {
+                *slot = Value::Array(init);
+            }
+            json_patch::diff(&aligned, desired)
+        }
+        _ => json_patch::diff(original, desired),
+    };
+    ops.extend(rest.0);
     Patch(ops)
 }
 
