@@ -132,7 +132,8 @@ async fn certificate_rotation_under_load_fails_no_request() {
 async fn shutdown_reports_not_ready_keeps_serving_then_drains_in_flight_requests() {
     let (ca, dir) = one_pki();
     let mut cfg = config(&dir);
-    cfg.shutdown_delay = Duration::from_millis(400);
+    let delay = Duration::from_millis(1000);
+    cfg.shutdown_delay = delay;
     let mut server = start(cfg, &ca.pem).await;
     let c = server.client.clone();
     let mut kept = c.connect().await.expect("connect");
@@ -152,6 +153,7 @@ async fn shutdown_reports_not_ready_keeps_serving_then_drains_in_flight_requests
     slow.flush().await.expect("flush");
 
     let _ = server.stop.take().expect("stop handle").send(());
+    let stopped = tokio::time::Instant::now();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // During the delay: not ready, but still serving, old and new connections.
     assert_eq!(
@@ -160,7 +162,7 @@ async fn shutdown_reports_not_ready_keeps_serving_then_drains_in_flight_requests
     );
     assert_eq!(c.get("/healthz").await.expect("new conn").0, StatusCode::OK);
 
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep_until(stopped + delay + Duration::from_millis(200)).await;
     // After the delay: no new connections, but the in-flight request finishes.
     assert!(c.get("/healthz").await.is_err(), "must stop accepting");
     slow.write_all(&body[body.len() / 2..])

@@ -56,7 +56,12 @@ fn align(
     base: &PointerBuf,
     ops: &mut Vec<PatchOperation>,
 ) {
-    let ours: Vec<usize> = (0..init.len()).filter(|&i| is_ours(&init[i])).collect();
+    let ours: Vec<usize> = init
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| is_ours(c))
+        .map(|(i, _)| i)
+        .collect();
     let keep = wanted.and(ours.first().copied());
     for &i in ours.iter().rev().filter(|&&i| Some(i) != keep) {
         init.remove(i);
