@@ -5,8 +5,9 @@
 //! AdmissionReview in, the bytes of the answer out). Everything with I/O is a
 //! thin shell around them: [`handler`] owns the router, its limits and the
 //! handlers, [`server`] the accept loop and shutdown, [`tls`] the certificate
-//! and its reload, [`metrics`] the Prometheus registry. `s3-seed inject` calls the same [`mutate`], so a
-//! preview is byte-for-byte what the webhook would do.
+//! and its reload, [`metrics`] the Prometheus registry. `s3-seed inject`
+//! calls the same [`mutate`] and applies its patch, so a preview is exactly
+//! what the webhook would store.
 //!
 //! Objects are mutated as `serde_json::Value`, never through typed structs:
 //! a round trip through k8s-openapi's `StatefulSet` would drop fields that
