@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::spec::{Endpoint, parse_bool, parse_region};
-use crate::webhook::{InjectConfig, ServerConfig};
+use crate::webhook::{self, InjectConfig, ServerConfig};
 
 #[derive(Debug, Args)]
 pub struct WebhookArgs {
@@ -51,7 +51,7 @@ pub struct WebhookArgs {
 pub struct InjectFlags {
     /// Image of the injected init container (normally the webhook's own image,
     /// set by the Deployment through the env var).
-    #[arg(long, env = "S3_SEED_IMAGE", default_value = concat!("s3-seed:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, env = "S3_SEED_IMAGE", default_value = webhook::DEFAULT_IMAGE)]
     pub image: String,
 
     /// imagePullPolicy of the injected container (Always, IfNotPresent, Never).
@@ -59,20 +59,20 @@ pub struct InjectFlags {
     pub image_pull_policy: Option<String>,
 
     /// CPU request of the injected container.
-    #[arg(long, env = "S3_SEED_CPU_REQUEST", default_value = "100m")]
+    #[arg(long, env = "S3_SEED_CPU_REQUEST", value_parser = parse_quantity, default_value = webhook::DEFAULT_CPU_REQUEST)]
     pub cpu_request: String,
 
     /// Memory request of the injected container.
-    #[arg(long, env = "S3_SEED_MEMORY_REQUEST", default_value = "64Mi")]
+    #[arg(long, env = "S3_SEED_MEMORY_REQUEST", value_parser = parse_quantity, default_value = webhook::DEFAULT_MEMORY_REQUEST)]
     pub memory_request: String,
 
     /// CPU limit of the injected container (none by default: a CPU limit
     /// throttles downloads).
-    #[arg(long, env = "S3_SEED_CPU_LIMIT")]
+    #[arg(long, env = "S3_SEED_CPU_LIMIT", value_parser = parse_quantity)]
     pub cpu_limit: Option<String>,
 
     /// Memory limit of the injected container.
-    #[arg(long, env = "S3_SEED_MEMORY_LIMIT", default_value = "256Mi")]
+    #[arg(long, env = "S3_SEED_MEMORY_LIMIT", value_parser = parse_quantity, default_value = webhook::DEFAULT_MEMORY_LIMIT)]
     pub memory_limit: String,
 
     /// Region used when a StatefulSet has no s3-seed.io/region annotation.
@@ -129,7 +129,56 @@ impl From<WebhookArgs> for ServerConfig {
     }
 }
 
+/// A Kubernetes resource quantity (`100m`, `64Mi`, `1.5`, `2e3`), so that a
+/// typo fails at startup instead of making every injected pod invalid. Write
+/// quantities in canonical form (`500m`, not `0.5`): the API server stores
+/// the canonical form, and only then is the injection a fixed point.
+fn parse_quantity(s: &str) -> Result<String, String> {
+    const SUFFIXES: [&str; 15] = [
+        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei", "n",
+    ];
+    let number_end = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(number_end);
+    let valid_number = !number.is_empty()
+        && number != "."
+        && number.matches('.').count() <= 1
+        && number.chars().any(|c| c.is_ascii_digit());
+    let exponent_ok = |e: &str| {
+        let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
+        !digits.is_empty() && digits.chars().all(|c| c.is_ascii_digit())
+    };
+    let exponent = suffix.strip_prefix(['e', 'E']).is_some_and(exponent_ok);
+    if valid_number && (SUFFIXES.contains(&suffix) || exponent) {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a Kubernetes quantity such as 100m, 64Mi or 1"
+        ))
+    }
+}
+
 pub async fn run(args: WebhookArgs) -> anyhow::Result<()> {
     crate::webhook::serve(args.into()).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_quantity;
+
+    #[test]
+    fn quantities() {
+        for ok in [
+            "100m", "64Mi", "1", "0.5", "1.5Gi", "2e3", "1E-2", "250n", "10k",
+        ] {
+            assert!(parse_quantity(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "m", "64MB", "1.2.3", ".", "-1", "1 Gi", "e3", "1e", "1e+",
+        ] {
+            assert!(parse_quantity(bad).is_err(), "{bad}");
+        }
+    }
 }
