@@ -175,6 +175,7 @@ fn write_file(path: &Path, contents: &str, mode: u32) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
     use std::os::unix::fs::PermissionsExt;
 
     fn config(out: &Path, force: bool) -> CertsConfig {
@@ -208,13 +209,13 @@ mod tests {
         // The leaf verifies against the CA for the in-cluster name, and not
         // for another one.
         let mut roots = rustls::RootCertStore::empty();
-        let ca = rustls_pemfile::certs(&mut ca_pem.as_slice())
+        let ca = CertificateDer::pem_slice_iter(&ca_pem)
             .next()
             .unwrap()
             .unwrap();
         roots.add(ca).unwrap();
         let leaf_pem = fs::read(dir.path().join("tls.crt")).unwrap();
-        let leaf = rustls_pemfile::certs(&mut leaf_pem.as_slice())
+        let leaf = CertificateDer::pem_slice_iter(&leaf_pem)
             .next()
             .unwrap()
             .unwrap();

@@ -16,7 +16,7 @@ use serde_json::Value;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::rustls::pki_types::ServerName;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 
 /// The webhook as the demo runs it: the image name only labels the injected
@@ -67,7 +67,7 @@ pub async fn start_webhook(
 /// POST the review to /mutate and return the parsed AdmissionReview response.
 pub async fn post_review(addr: SocketAddr, ca_pem: &str, review: &Value) -> Result<Value> {
     let mut roots = RootCertStore::empty();
-    for cert in rustls_pemfile::certs(&mut ca_pem.as_bytes()) {
+    for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert?)?;
     }
     let tls = ClientConfig::builder()

@@ -7,6 +7,11 @@ use std::time::Duration;
 
 use crate::spec::{Endpoint, GlobList, S3Uri};
 
+/// Objects up to this size are "tiny": one GET into one small buffer.
+pub const TINY_OBJECT: u64 = 64 * 1024;
+/// How much wider than `--concurrency` tiny objects are fetched.
+pub const TINY_FANOUT: usize = 8;
+
 /// Everything `s3-seed sync` needs besides the S3 client.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
@@ -49,7 +54,7 @@ impl SyncConfig {
             endpoint: None,
             path_style: false,
             region: None,
-            concurrency: 64,
+            concurrency: 16,
             part_size: 8 * 1024 * 1024,
             stall_timeout: Duration::from_secs(30),
             retry_budget: 100,
@@ -63,5 +68,12 @@ impl SyncConfig {
     /// Size of each write buffer: at most 512 KiB, and never more than a part.
     pub fn buffer_size(&self) -> usize {
         usize::try_from(self.part_size.min(512 * 1024)).unwrap_or(512 * 1024)
+    }
+
+    /// GETs of tiny objects in flight: they are latency-bound (one round
+    /// trip, one fsync each), so they go [`TINY_FANOUT`] times wider than
+    /// `concurrency`, on buffers of [`TINY_OBJECT`] bytes.
+    pub fn tiny_concurrency(&self) -> usize {
+        self.concurrency.saturating_mul(TINY_FANOUT)
     }
 }

@@ -45,6 +45,8 @@ pub struct Ctx {
     pub target: Arc<Target>,
     pub retry: Retry,
     pub pool: BufferPool,
+    /// Buffers for objects of at most `TINY_OBJECT` bytes.
+    pub tiny_pool: BufferPool,
     pub progress: Arc<Progress>,
     pub part_size: u64,
     pub stall: Duration,

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use aws_sdk_s3::types::ChecksumMode;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
+use super::config::TINY_OBJECT;
 use super::download::{Ctx, Fetch, Version};
 use super::error::SyncError;
 use super::pool::PooledBuf;
@@ -45,7 +46,9 @@ pub async fn get_into(
     let mut failures = 0;
     loop {
         let result = {
-            let mut buf = ctx.pool.acquire().await;
+            let tiny = span.whole && version.size <= TINY_OBJECT;
+            let pool = if tiny { &ctx.tiny_pool } else { &ctx.pool };
+            let mut buf = pool.acquire().await;
             attempt(ctx, key, version, span, file, plan, &mut buf).await
         };
         match result {

@@ -77,14 +77,19 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
         target: Arc::clone(&target),
         retry,
         pool: BufferPool::new(cfg.concurrency, cfg.buffer_size()),
+        tiny_pool: BufferPool::new(cfg.tiny_concurrency(), config::TINY_OBJECT as usize),
         progress: Arc::clone(&progress),
         part_size: cfg.part_size,
         stall: cfg.stall_timeout,
         touched: Mutex::new(BTreeSet::new()),
     });
     let reporter = progress.spawn_reporter(cfg.progress_interval);
-    let downloaded =
-        download_all(Arc::clone(&ctx), plan.download.clone(), cfg.concurrency * 2).await;
+    let downloaded = download_all(
+        Arc::clone(&ctx),
+        plan.download.clone(),
+        cfg.tiny_concurrency(),
+    )
+    .await;
     reporter.abort();
     let downloaded = downloaded?;
     let pruned = finish(&ctx, &source, &plan, &downloaded, previous.as_ref())?;

@@ -24,6 +24,7 @@ use aws_sdk_s3::types::ChecksumMode;
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 
 use super::config::SyncConfig;
 use super::error::SyncError;
@@ -70,7 +71,7 @@ fn http_client(
     if let Some(path) = ca_bundle {
         let pem = std::fs::read(&path)
             .map_err(|e| SyncError::Config(format!("{CA_BUNDLE_ENV} {}: {e}", path.display())))?;
-        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| SyncError::Config(format!("{CA_BUNDLE_ENV} {}: {e}", path.display())))?;
         if certs.is_empty() {
