@@ -16,16 +16,7 @@ async fn create_then_update_then_idempotent_second_pass() {
     let mut conn = server.client.connect().await.expect("connect");
 
     let create = fixture("review-create");
-    let (status, body) = conn
-        .post(
-            "/mutate",
-            "application/json",
-            serde_json::to_vec(&create).expect("json"),
-        )
-        .await
-        .expect("CREATE");
-    assert_eq!(status, StatusCode::OK);
-    let resp = response(&body);
+    let resp = conn.review(&create).await;
     assert_eq!(resp["uid"], create["request"]["uid"]);
     assert_eq!(resp["allowed"], true);
     assert_eq!(resp["patchType"], "JSONPatch");
@@ -40,16 +31,7 @@ async fn create_then_update_then_idempotent_second_pass() {
     again["request"]["uid"] = "second-pass".into();
     again["request"]["oldObject"] = stored.clone();
     again["request"]["object"] = stored.clone();
-    let (status, body) = conn
-        .post(
-            "/mutate",
-            "application/json",
-            serde_json::to_vec(&again).expect("json"),
-        )
-        .await
-        .expect("second pass");
-    assert_eq!(status, StatusCode::OK);
-    let resp = response(&body);
+    let resp = conn.review(&again).await;
     assert_eq!(resp["uid"], "second-pass");
     assert_eq!(resp["allowed"], true);
     assert!(
@@ -97,17 +79,7 @@ async fn denial_echoes_the_uid_and_names_the_annotation() {
     let server = start(config(&dir), &ca.pem).await;
     let mut review = fixture("review-create");
     review["request"]["object"]["metadata"]["annotations"]["s3-seed.io/sourse"] = "s3://x/y".into();
-    let (status, body) = server
-        .client
-        .post(
-            "/mutate",
-            "application/json",
-            serde_json::to_vec(&review).expect("json"),
-        )
-        .await
-        .expect("request");
-    assert_eq!(status, StatusCode::OK);
-    let resp = response(&body);
+    let resp = server.client.review(&review).await;
     assert_eq!(resp["uid"], review["request"]["uid"]);
     assert_eq!(resp["allowed"], false);
     let message = resp["status"]["message"].as_str().expect("message");
@@ -202,17 +174,7 @@ async fn other_kinds_and_operations_pass_through() {
     let mut scale = base.clone();
     scale["request"]["subResource"] = "scale".into();
     for (name, review) in [("delete", delete), ("pod", pod), ("scale", scale)] {
-        let (status, body) = server
-            .client
-            .post(
-                "/mutate",
-                "application/json",
-                serde_json::to_vec(&review).expect("json"),
-            )
-            .await
-            .expect("request");
-        assert_eq!(status, StatusCode::OK, "{name}");
-        let resp = response(&body);
+        let resp = server.client.review(&review).await;
         assert_eq!(resp["allowed"], true, "{name}");
         assert!(resp.get("patch").is_none(), "{name}");
     }

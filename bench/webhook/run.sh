@@ -2,7 +2,7 @@
 # Load benchmark of `s3-seed webhook`: admissions/s, p50/p99 latency and peak
 # RSS over TLS with keep-alive, on this machine (server and load generator
 # share its cores). Not a test: it prints one markdown table row to paste
-# into docs/webhook.md.
+# into the README ("Performance").
 #
 #   bench/webhook/run.sh                  # 20 s, 32 connections, 1 wrk thread
 #   DURATION=60s CONNECTIONS=64 bench/webhook/run.sh

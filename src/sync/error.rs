@@ -61,7 +61,7 @@ pub enum SyncError {
 }
 
 impl SyncError {
-    /// The process exit code documented in docs/sync.md.
+    /// The process exit code documented in the README ("exit codes").
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Io { .. } => 1,

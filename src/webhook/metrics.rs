@@ -3,7 +3,7 @@
 //!
 //! The registry is owned here and built once; handlers and the certificate
 //! reloader only call the small recording methods below, so metric names and
-//! label values are defined in one place (and documented in docs/webhook.md).
+//! label values are defined in one place (and documented in the README, "Metrics").
 
 use std::time::Duration;
 

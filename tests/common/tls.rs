@@ -154,6 +154,11 @@ pub enum Proto {
 }
 
 impl Client {
+    /// [`Conn::review`] on a new connection.
+    pub async fn review(&self, review: &serde_json::Value) -> serde_json::Value {
+        self.connect().await.expect("connect").review(review).await
+    }
+
     pub fn new(addr: SocketAddr, ca_pem: &str, proto: Proto) -> Self {
         let mut roots = rustls::RootCertStore::empty();
         for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -249,6 +254,18 @@ pub struct Conn {
 }
 
 impl Conn {
+    /// POST `review` as JSON to `/mutate`, assert HTTP 200 and return the
+    /// AdmissionReview's `response`.
+    pub async fn review(&mut self, review: &serde_json::Value) -> serde_json::Value {
+        let body = serde_json::to_vec(review).expect("serialize the review");
+        let (status, body) = self
+            .post("/mutate", "application/json", body)
+            .await
+            .expect("POST /mutate");
+        assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+        server::response(&body)
+    }
+
     pub async fn post(
         &mut self,
         path: &str,
