@@ -1,3 +1,5 @@
+//! Tests of the directory handles: symlinks are never followed, temp files are installed atomically.
+
 use std::io::Write as _;
 use std::os::unix::fs::symlink;
 

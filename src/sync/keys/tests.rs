@@ -1,3 +1,5 @@
+//! Table tests of the key → path rules.
+
 use super::*;
 
 fn obj(key: &str) -> Listed {

@@ -1,3 +1,5 @@
+//! Table tests of the sync planner: skip, download, prune, clear-first and the errors.
+
 use super::*;
 
 const SRC: &str = "s3://b/p/";
