@@ -3,7 +3,6 @@
 //! hostile keys) and the way s3s-fs maps odd keys, all as documented at the
 //! top of `common/s3.rs`.
 
-use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
@@ -11,6 +10,24 @@ use sha2::Digest as _;
 
 use super::common::s3::{S3Server, composite_crc32};
 use super::{body, get, head_object, pattern, status, strict};
+type Sums = [Option<String>; 5];
+
+/// The five checksum fields of a PutObject, HeadObject or GetObject output.
+macro_rules! checksums {
+    ($o:expr) => {{
+        let o = $o;
+        let sums: Sums = [
+            &o.checksum_crc32,
+            &o.checksum_crc32_c,
+            &o.checksum_crc64_nvme,
+            &o.checksum_sha1,
+            &o.checksum_sha256,
+        ]
+        .map(Clone::clone);
+        sums
+    }};
+}
+
 #[tokio::test]
 async fn ranged_get_returns_content_range() {
     let s3 = S3Server::start().await;
@@ -46,7 +63,7 @@ async fn single_put_checksums_per_algorithm() {
     ] {
         let key = format!("sum-{}", algorithm.as_str());
         let put = s3.put_with_checksum(&key, &data, algorithm.clone()).await;
-        let stored = checksums(&put);
+        let stored = checksums!(&put);
         assert_eq!(
             stored.iter().flatten().count(),
             1,
@@ -54,7 +71,7 @@ async fn single_put_checksums_per_algorithm() {
         );
         let head = client.head_object().bucket(s3.bucket()).key(&key);
         assert_eq!(
-            checksums_head(&head.clone().send().await.unwrap()),
+            checksums!(&head.clone().send().await.unwrap()),
             stored,
             "HEAD, no mode"
         );
@@ -63,14 +80,14 @@ async fn single_put_checksums_per_algorithm() {
             .send()
             .await
             .unwrap();
-        assert_eq!(checksums_head(&head), stored, "HEAD with ChecksumMode");
+        assert_eq!(checksums!(&head), stored, "HEAD with ChecksumMode");
         let full = client
             .get_object()
             .bucket(s3.bucket())
             .key(&key)
             .checksum_mode(ChecksumMode::Enabled);
         let full = full.send().await.unwrap();
-        assert_eq!(checksums_get(&full), stored, "full GET");
+        assert_eq!(checksums!(&full), stored, "full GET");
         assert_eq!(body(full).await, data, "SDK validated the checksum");
         let ranged = client
             .get_object()
@@ -83,7 +100,7 @@ async fn single_put_checksums_per_algorithm() {
             .await
             .unwrap();
         assert_eq!(
-            checksums_get(&ranged),
+            checksums!(&ranged),
             [None, None, None, None, None],
             "no checksum on a range"
         );
@@ -102,44 +119,9 @@ async fn single_put_checksums_per_algorithm() {
     let plain = s3.put("plain", &data).await;
     let head = head_object(&client, "plain").await;
     assert_eq!(
-        (head.e_tag(), checksums_head(&head)),
+        (head.e_tag(), checksums!(&head)),
         (Some(plain.as_str()), [None, None, None, None, None])
     );
-}
-
-type Sums = [Option<String>; 5];
-
-fn checksums(o: &aws_sdk_s3::operation::put_object::PutObjectOutput) -> Sums {
-    [
-        &o.checksum_crc32,
-        &o.checksum_crc32_c,
-        &o.checksum_crc64_nvme,
-        &o.checksum_sha1,
-        &o.checksum_sha256,
-    ]
-    .map(Clone::clone)
-}
-
-fn checksums_head(o: &aws_sdk_s3::operation::head_object::HeadObjectOutput) -> Sums {
-    [
-        &o.checksum_crc32,
-        &o.checksum_crc32_c,
-        &o.checksum_crc64_nvme,
-        &o.checksum_sha1,
-        &o.checksum_sha256,
-    ]
-    .map(Clone::clone)
-}
-
-fn checksums_get(o: &GetObjectOutput) -> Sums {
-    [
-        &o.checksum_crc32,
-        &o.checksum_crc32_c,
-        &o.checksum_crc64_nvme,
-        &o.checksum_sha1,
-        &o.checksum_sha256,
-    ]
-    .map(Clone::clone)
 }
 
 #[tokio::test]
@@ -156,7 +138,7 @@ async fn multipart_objects_have_part_count_etags_and_no_checksum() {
         .checksum_mode(ChecksumMode::Enabled);
     let head = head.send().await.unwrap();
     assert_eq!(
-        (head.e_tag(), checksums_head(&head)),
+        (head.e_tag(), checksums!(&head)),
         (Some(etag.as_str()), [None, None, None, None, None])
     );
     assert_eq!(body(get(&client, "mp", None).await).await, data);
@@ -190,14 +172,14 @@ async fn reported_crc32_replaces_stored_checksums_where_s3_sends_them() {
     let head = client.head_object().bucket(s3.bucket()).key("k");
     let head = head.checksum_mode(ChecksumMode::Enabled).send().await;
     let head = head.unwrap();
-    assert_eq!(checksums_head(&head), reported);
+    assert_eq!(checksums!(&head), reported);
     assert_eq!(head.checksum_type().map(|t| t.as_str()), Some("COMPOSITE"));
     assert_eq!(head.e_tag(), put.e_tag(), "ETag untouched");
     let full = client.get_object().bucket(s3.bucket()).key("k");
     let full = full.checksum_mode(ChecksumMode::Enabled).send().await;
-    assert_eq!(checksums_get(&full.unwrap()), reported, "whole GET");
+    assert_eq!(checksums!(&full.unwrap()), reported, "whole GET");
     let ranged = get(&client, "k", Some("bytes=0-9")).await;
-    assert_eq!(checksums_get(&ranged), [None, None, None, None, None]);
+    assert_eq!(checksums!(&ranged), [None, None, None, None, None]);
     assert_eq!(body(ranged).await, data[..10], "bytes untouched");
 
     let list = client.list_objects_v2().bucket(s3.bucket()).send().await;
