@@ -133,6 +133,13 @@ async fn garbage_wrong_type_and_oversized_bodies_get_4xx_and_the_server_lives_on
     }
     let (status, _) = c.get("/healthz").await.expect("healthz");
     assert_eq!(status, StatusCode::OK);
+    // Every refusal is counted, the 413 (refused before the handler) too.
+    let (_, metrics) = c.get("/metrics").await.expect("metrics");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains(r#"s3_seed_admissions_total{operation="none",outcome="rejected"} 5"#),
+        "{metrics}"
+    );
     server.stop().await.expect("clean stop");
 }
 

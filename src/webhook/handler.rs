@@ -15,6 +15,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -65,13 +66,29 @@ pub fn router(state: AppState, request_timeout: Duration) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .with_state(state)
+        .with_state(state.clone())
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .layer(middleware::map_response_with_state(state, count_oversized))
+}
+
+/// A body over [`BODY_LIMIT`] is refused by the limit layer (413) before the
+/// handler can log or count it; count and log it here instead.
+async fn count_oversized(State(state): State<AppState>, response: Response) -> Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        state
+            .metrics
+            .admission("", Decision::Rejected, Duration::ZERO);
+        warn!(
+            limit = BODY_LIMIT,
+            "admission body over the size limit: 413"
+        );
+    }
+    response
 }
 
 #[instrument(skip_all, fields(uid = Empty, namespace = Empty, object = Empty, operation = Empty))]
