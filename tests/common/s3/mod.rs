@@ -5,7 +5,7 @@
 //! - [`store`] wraps `s3s_fs::FileSystem` behind the `s3s::S3` trait and fills
 //!   the gaps that would make it unlike real S3 for a sync client (ETags in
 //!   listings, `If-Match` on GET and HEAD, injected hostile listing entries,
-//!   reported composite checksums);
+//!   reported composite checksums, GetObjectAttributes for them);
 //! - [`faults`] is the `s3s::access::S3Access` hook: s3s has already parsed the
 //!   request there, so it names the operation exactly as AWS does
 //!   (`ListObjectsV2`, `GetObject`, ...), and it decides which fault applies;
@@ -69,7 +69,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, Rule};
-pub use seed::composite_crc32;
+pub use seed::{Marking, composite_crc32};
 
 /// Access key the server accepts (and [`S3Server::client`] uses).
 pub const ACCESS_KEY: &str = "AKIAS3SEEDHARNESS";
@@ -128,6 +128,8 @@ pub struct Seen {
 pub(crate) struct Reported {
     crc32: String,
     checksum_type: Option<String>,
+    /// (size, base64 CRC32) of each upload part, served by GetObjectAttributes.
+    parts: Option<Vec<(u64, String)>>,
 }
 
 /// State shared by the three layers.
@@ -333,6 +335,7 @@ impl S3Server {
         let reported = Reported {
             crc32: crc32.to_owned(),
             checksum_type: checksum_type.map(str::to_owned),
+            parts: None,
         };
         lock(&self.shared.reported).insert(key.to_owned(), reported);
     }
