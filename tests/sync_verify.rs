@@ -2,8 +2,9 @@
 //! CRC32, against the harness playing a store that keeps per-part CRCs: the
 //! ranges never cross an upload part (read from the server's request log),
 //! every part and the composite value are checked, a corrupted part fails the
-//! run naming key and part, a store without GetObjectAttributes still gets
-//! the file (unverified), and an interrupted download resumes and verifies.
+//! run naming key and part, a throttled GetObjectAttributes is retried, a
+//! store without GetObjectAttributes still gets the file (unverified), and an
+//! interrupted download resumes and verifies.
 
 mod common;
 
@@ -126,6 +127,23 @@ async fn without_get_object_attributes_the_file_is_installed_unverified() {
         // Ranges of part_size, as for any unverifiable object: one crosses part 1's end.
         assert!(ranges_seen(&s3).contains(&(5 * 1024 * 1024, 6 * 1024 * 1024 - 1)));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_get_object_attributes_is_retried() {
+    let s3 = S3Server::start().await;
+    let body = composite_object(&s3, "p/big", Marking::S3).await;
+    s3.reset_counts();
+    s3.inject(Rule::new(Fault::slow_down()).op("GetObjectAttributes"));
+    let target = tempfile::tempdir().unwrap();
+    let s = sync::run(&config_1mib(&s3, "p/", target.path()), &client(&s3)).await;
+    assert_eq!((s.unwrap().verified, s3.counts().faults), (1, 1));
+    expect_tree(target.path(), &[("big", &body)]);
+    assert_eq!(
+        s3.counts().op("GetObjectAttributes"),
+        3,
+        "503, then two pages"
+    );
 }
 
 /// Ranges recorded as done in the resume record, and whether the record

@@ -281,30 +281,7 @@ pub async fn object_parts(
             .object_attributes(ObjectAttributes::Checksum)
             .max_parts(1000)
             .set_part_number_marker(marker.clone());
-        let mut failures = 0;
-        let page = loop {
-            let err = match req.clone().send().await {
-                Ok(page) => break page,
-                Err(e) => e,
-            };
-            let not_implemented = err
-                .raw_response()
-                .is_some_and(|r| r.status().as_u16() == 501);
-            match classify(&err) {
-                Class::Transient(why) if !not_implemented => {
-                    failures += 1;
-                    retry
-                        .backoff(failures, key, &why)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                Class::Transient(why) | Class::Fatal(why) | Class::NotFound(why) => {
-                    return Err(why);
-                }
-                Class::Credentials(why) => return Err(why),
-                Class::Changed => return Err("the object changed".to_owned()),
-            }
-        };
+        let page = attributes_page(retry, key, || req.clone().send()).await?;
         let same = |e: &str| e.trim_matches('"') == etag.unwrap_or(e).trim_matches('"');
         if !page.e_tag().is_some_and(same) {
             return Err(format!("ETag {:?} is not the listed one", page.e_tag()));
@@ -324,6 +301,40 @@ pub async fn object_parts(
         match parts.next_part_number_marker() {
             Some(next) if parts.is_truncated() == Some(true) => marker = Some(next.to_owned()),
             _ => return Ok(out),
+        }
+    }
+}
+
+/// One GetObjectAttributes page, retrying only transient failures: a store
+/// without the API (501) or refusing it is answered once, not retried.
+async fn attributes_page<T, E, F, Fut>(retry: &Retry, key: &str, mut send: F) -> Result<T, String>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut failures = 0;
+    loop {
+        let err = match send().await {
+            Ok(page) => return Ok(page),
+            Err(e) => e,
+        };
+        let not_implemented = err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 501);
+        match classify(&err) {
+            Class::Transient(why) if !not_implemented => {
+                failures += 1;
+                retry
+                    .backoff(failures, key, &why)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Class::Changed => return Err("the object changed".to_owned()),
+            Class::Transient(why)
+            | Class::Fatal(why)
+            | Class::NotFound(why)
+            | Class::Credentials(why) => return Err(why),
         }
     }
 }
