@@ -67,27 +67,10 @@ pub async fn fetch(
         _ => head.expected,
     };
     let tmp = temp_name(rel);
-    let want = Record {
-        key: key.to_owned(),
-        etag: version.etag.clone().unwrap_or_default(),
-        size: version.size,
-        part_size: ctx.part_size,
-        crc: match plan {
-            Expected::Crc(kind, _) => Some(kind),
-            _ => None,
-        },
-        upload_parts: upload
-            .iter()
-            .flat_map(|(_, p)| p.iter().map(|p| p.size))
-            .collect(),
-        done: Default::default(),
-    };
+    let want = new_record(ctx, key, version, plan, upload.as_ref());
     let (file, record) = open(ctx, &tmp, want, version.etag.is_some()).await?;
     let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, plan).await?;
-    let checked = match &upload {
-        Some((offer, parts)) => Ok(composite_check(offer, parts, &record)),
-        None => verify(ctx, &file, &record, &head.expected).await,
-    };
+    let checked = verify(ctx, &file, &record, &head.expected, upload.as_ref()).await;
     let verified = match checked? {
         Ok(v) => v,
         Err(reason) => {
@@ -108,6 +91,31 @@ pub async fn fetch(
     })
 }
 
+/// The resume record a fresh download of this version starts from.
+fn new_record(
+    ctx: &Ctx,
+    key: &str,
+    version: &Version,
+    plan: Expected,
+    upload: Option<&Upload>,
+) -> Record {
+    Record {
+        key: key.to_owned(),
+        etag: version.etag.clone().unwrap_or_default(),
+        size: version.size,
+        part_size: ctx.part_size,
+        crc: match plan {
+            Expected::Crc(kind, _) => Some(kind),
+            _ => None,
+        },
+        upload_parts: upload.map_or_else(Vec::new, |(_, p)| p.iter().map(|p| p.size).collect()),
+        done: Default::default(),
+    }
+}
+
+/// A composite CRC and the upload parts it covers.
+type Upload = (composite::Offer, Vec<composite::Part>);
+
 /// The upload's parts when the HEAD offered only a composite CRC and
 /// GetObjectAttributes lists them usably; `None` (logged) otherwise.
 async fn upload_parts(
@@ -115,7 +123,7 @@ async fn upload_parts(
     key: &str,
     version: &Version,
     offer: Option<composite::Offer>,
-) -> Option<(composite::Offer, Vec<composite::Part>)> {
+) -> Option<Upload> {
     let offer = offer?;
     let etag = version.etag.as_deref();
     let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, offer.kind, &ctx.retry);
@@ -278,13 +286,18 @@ async fn checkpoint(
     res
 }
 
-/// Check the finished file against what S3 offered.
+/// Check the finished file against what S3 offered: the upload parts and
+/// composite CRC when listed, else `expected`.
 async fn verify(
     ctx: &Arc<Ctx>,
     file: &Arc<File>,
     record: &Record,
     expected: &Expected,
+    upload: Option<&Upload>,
 ) -> Result<Result<Option<&'static str>, String>, SyncError> {
+    if let Some((offer, parts)) = upload {
+        return Ok(composite_check(offer, parts, record));
+    }
     match *expected {
         Expected::Crc(kind, want) => Ok(check_crc(kind, combined(kind, record), want)),
         Expected::Md5(want) => {

@@ -34,6 +34,9 @@
 //!   least 5 MiB (`EntityTooSmall` otherwise).
 //! - ListObjectsV2 from s3s-fs has no ETag; [`store`] adds it (and the checksum
 //!   algorithm) from HeadObject so listings look like real S3's.
+//! - GetObjectAttributes is not implemented (the `s3s::S3` default: 501
+//!   NotImplemented); [`store`] answers it for keys armed with
+//!   [`S3Server::report_composite`], two parts a page.
 //! - GetObject and HeadObject ignore `If-Match` / `If-None-Match`; [`store`]
 //!   answers a mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
 //! - ETags are the ones recorded at upload (no hashing on HEAD or LIST), as
@@ -330,7 +333,9 @@ impl S3Server {
     /// `checksum_type` or absent, and no other checksum. Plays a store that
     /// reports a composite checksum for a multipart upload: real S3 sends
     /// `value-N` with `COMPOSITE`, moto 5 the bare value with no type (see
-    /// [`composite_crc32`]). The ETag and the bytes are untouched.
+    /// [`composite_crc32`]). The ETag and the bytes are untouched, and
+    /// GetObjectAttributes still answers 501 for the key (a store that cannot
+    /// list parts); [`S3Server::report_composite`] plays one that can.
     pub fn report_crc32(&self, key: &str, crc32: &str, checksum_type: Option<&str>) {
         let reported = Reported {
             crc32: crc32.to_owned(),
