@@ -268,7 +268,8 @@ async fn not_enough_disk_space_fails_before_any_get() {
 }
 
 /// A multipart object whose store reports a composite CRC32 (the CRC of the
-/// part CRCs) is downloaded and counted unverified, whether the store marks
+/// part CRCs) but cannot list its parts (`report_crc32` arms no
+/// GetObjectAttributes: 501) is downloaded and counted unverified, whether the store marks
 /// it as real S3 does (`-N` suffix, `COMPOSITE`) or not at all as moto does;
 /// a full-object CRC32 declared `FULL_OBJECT` on a multipart ETag is checked.
 /// Before the fix the unmarked one failed the run with an integrity error.

@@ -14,6 +14,7 @@
 //! Tests and the demo call [`run`] with a client pointed at a local server;
 //! the binary goes through [`run_cli`].
 
+pub mod composite;
 pub mod config;
 mod download;
 pub mod error;

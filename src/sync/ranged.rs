@@ -6,7 +6,10 @@
 //! queue on the shared buffer pool, so a big object uses every free slot and
 //! many big objects never use more memory than one. Part CRCs are combined
 //! in order at the end; an MD5 ETag is checked by reading the file back
-//! (MD5 cannot be combined). Progress is checkpointed at most once a second:
+//! (MD5 cannot be combined). With only a composite CRC, GetObjectAttributes
+//! gives the upload's parts and the ranges are cut at their boundaries, so
+//! every part's CRC and the composite value can be checked
+//! ([`super::composite`]); without it the object stays unverified. Progress is checkpointed at most once a second:
 //! `fdatasync` of the file, then the resume record.
 
 use std::fs::File;
@@ -18,6 +21,7 @@ use md5::Digest as _;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use super::composite;
 use super::download::{
     Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason,
 };
@@ -57,22 +61,17 @@ pub async fn fetch(
         Ok(_) | Err(RequestError::Changed) => return Err(Fetch::Changed),
         Err(e) => return Err(Fetch::Failed(e.into_sync(&ctx.uri, key))),
     };
-    let crc = match head.expected {
-        Expected::Crc(kind, _) => Some(kind),
-        _ => None,
+    let upload = upload_parts(ctx, key, version, head.composite).await;
+    let plan = match (head.expected, &upload) {
+        (Expected::Nothing(_), Some((offer, _))) => Expected::Crc(offer.kind, offer.value),
+        _ => head.expected,
     };
     let tmp = temp_name(rel);
-    let want = Record {
-        key: key.to_owned(),
-        etag: version.etag.clone().unwrap_or_default(),
-        size: version.size,
-        part_size: ctx.part_size,
-        crc,
-        done: Default::default(),
-    };
+    let want = new_record(ctx, key, version, plan, upload.as_ref());
     let (file, record) = open(ctx, &tmp, want, version.etag.is_some()).await?;
-    let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, head.expected).await?;
-    let verified = match verify(ctx, &file, &record, &head.expected).await? {
+    let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, plan).await?;
+    let checked = verify(ctx, &file, &record, &head.expected, upload.as_ref()).await;
+    let verified = match checked? {
         Ok(v) => v,
         Err(reason) => {
             ctx.target.remove_temp(&tmp);
@@ -85,8 +84,73 @@ pub async fn fetch(
         resume: Some(Record::name(&tmp)),
         tmp,
         verified,
-        unverified_because: unverified_reason(&head.expected),
+        unverified_because: upload
+            .is_none()
+            .then(|| unverified_reason(&head.expected))
+            .flatten(),
     })
+}
+
+/// The resume record a fresh download of this version starts from.
+fn new_record(
+    ctx: &Ctx,
+    key: &str,
+    version: &Version,
+    plan: Expected,
+    upload: Option<&Upload>,
+) -> Record {
+    Record {
+        key: key.to_owned(),
+        etag: version.etag.clone().unwrap_or_default(),
+        size: version.size,
+        part_size: ctx.part_size,
+        crc: match plan {
+            Expected::Crc(kind, _) => Some(kind),
+            _ => None,
+        },
+        upload_parts: upload.map_or_else(Vec::new, |(_, p)| p.iter().map(|p| p.size).collect()),
+        done: Default::default(),
+    }
+}
+
+/// A composite CRC and the upload parts it covers.
+type Upload = (composite::Offer, Vec<composite::Part>);
+
+/// The upload's parts when the HEAD offered only a composite CRC and
+/// GetObjectAttributes lists them usably; `None` (logged) otherwise.
+async fn upload_parts(
+    ctx: &Ctx,
+    key: &str,
+    version: &Version,
+    offer: Option<composite::Offer>,
+) -> Option<Upload> {
+    let offer = offer?;
+    let etag = version.etag.as_deref();
+    let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, offer.kind, &ctx.retry);
+    match listed
+        .await
+        .and_then(|l| composite::layout(&offer, version.size, &l))
+    {
+        Ok(parts) => Some((offer, parts)),
+        Err(reason) => {
+            tracing::info!(%reason, "no usable per-part checksums (GetObjectAttributes)");
+            None
+        }
+    }
+}
+
+/// Check every upload part and the composite CRC from the range CRCs.
+fn composite_check(
+    offer: &composite::Offer,
+    parts: &[composite::Part],
+    record: &Record,
+) -> Result<Option<&'static str>, String> {
+    let ranges = record.ranges();
+    let crcs: Option<Vec<u64>> = (0..ranges.len() as u64)
+        .map(|i| record.done.get(&i).copied())
+        .collect();
+    let crcs = crcs.ok_or("a range is missing from the download record")?;
+    composite::check(offer, parts, &ranges, &crcs).map(Some)
 }
 
 /// Reopen a resumable part file, or create and preallocate a fresh one.
@@ -138,8 +202,10 @@ async fn fetch_parts(
     record: Record,
     expected: Expected,
 ) -> Result<Record, Fetch> {
-    let todo: Vec<u64> = (0..record.parts())
-        .filter(|i| !record.done.contains_key(i))
+    let ranges = record.ranges();
+    let todo: Vec<(u64, (u64, u64))> = (0..)
+        .zip(ranges)
+        .filter(|(i, _)| !record.done.contains_key(i))
         .collect();
     let tracker = Arc::new(Mutex::new(Tracker {
         record,
@@ -151,13 +217,12 @@ async fn fetch_parts(
         _ => Expected::Nothing("hashed after download"),
     };
     let mut set = JoinSet::new();
-    for i in todo {
+    for (i, (start, len)) in todo {
         let (ctx, file, tracker) = (Arc::clone(ctx), Arc::clone(&file), Arc::clone(&tracker));
         let (key, version, tmp) = (key.to_owned(), version.clone(), tmp.to_owned());
         let span = tracing::debug_span!("part", part = i);
         set.spawn(
             async move {
-                let (start, len) = lock(&tracker).record.part(i);
                 let span = Span {
                     start,
                     len,
@@ -221,13 +286,18 @@ async fn checkpoint(
     res
 }
 
-/// Check the finished file against what S3 offered.
+/// Check the finished file against what S3 offered: the upload parts and
+/// composite CRC when listed, else `expected`.
 async fn verify(
     ctx: &Arc<Ctx>,
     file: &Arc<File>,
     record: &Record,
     expected: &Expected,
+    upload: Option<&Upload>,
 ) -> Result<Result<Option<&'static str>, String>, SyncError> {
+    if let Some((offer, parts)) = upload {
+        return Ok(composite_check(offer, parts, record));
+    }
     match *expected {
         Expected::Crc(kind, want) => Ok(check_crc(kind, combined(kind, record), want)),
         Expected::Md5(want) => {
@@ -254,13 +324,14 @@ async fn verify(
 
 /// The CRC of the whole object from the CRCs of its parts, in order.
 fn combined(kind: CrcKind, record: &Record) -> u64 {
-    let mut parts = record.done.iter();
-    let Some((_, first)) = parts.next() else {
-        return kind.checksum(&[]);
-    };
-    parts.fold(*first, |acc, (i, crc)| {
-        kind.combine(acc, *crc, record.part(*i).1)
-    })
+    let ranges = record.ranges();
+    record
+        .done
+        .iter()
+        .fold(kind.checksum(&[]), |acc, (i, crc)| {
+            let len = usize::try_from(*i).ok().and_then(|i| ranges.get(i));
+            kind.combine(acc, *crc, len.map_or(0, |r| r.1))
+        })
 }
 
 fn md5_of(file: &File, buf: &mut [u8]) -> std::io::Result<[u8; 16]> {

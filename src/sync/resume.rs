@@ -5,12 +5,15 @@
 //! CRCs so the full-object checksum can still be combined after a restart. It
 //! is only rewritten after an `fdatasync` of the part file, so every part it
 //! names is durable. A rerun reuses the record only for the same key, ETag,
-//! size, part size and checksum kind; anything else starts over.
+//! size, part size, checksum kind and upload parts (ranges never cross an
+//! upload part when its per-part CRCs are checked, so the parts shape the
+//! ranges); anything else starts over.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::composite;
 use super::fsutil::Target;
 use super::verify::CrcKind;
 
@@ -22,7 +25,11 @@ pub struct Record {
     pub size: u64,
     pub part_size: u64,
     pub crc: Option<CrcKind>,
-    /// Part index → CRC of that part (0 when no CRC is computed).
+    /// Sizes of the upload's parts when ranges must not cross them (composite
+    /// checksums), else empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub upload_parts: Vec<u64>,
+    /// Range index → CRC of that part (0 when no CRC is computed).
     pub done: BTreeMap<u64, u64>,
 }
 
@@ -41,6 +48,7 @@ impl Record {
             && rec.size == want.size
             && rec.part_size == want.part_size
             && rec.crc == want.crc
+            && rec.upload_parts == want.upload_parts
             && rec.done.keys().all(|i| *i < want.parts());
         same.then_some(rec)
     }
@@ -54,20 +62,21 @@ impl Record {
         (same && rec.parts() > *rec.done.keys().last().unwrap_or(&0)).then(|| rec.done_bytes())
     }
 
-    /// Number of parts of the object.
-    pub fn parts(&self) -> u64 {
-        self.size.div_ceil(self.part_size.max(1))
+    /// Offset and length of every range, in order.
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        composite::ranges(self.size, self.part_size, &self.upload_parts)
     }
 
-    /// Offset and length of part `i`.
-    pub fn part(&self, i: u64) -> (u64, u64) {
-        let start = i * self.part_size;
-        (start, self.part_size.min(self.size - start))
+    /// Number of ranges of the object.
+    pub fn parts(&self) -> u64 {
+        self.ranges().len() as u64
     }
 
     /// Bytes already on disk.
     pub fn done_bytes(&self) -> u64 {
-        self.done.keys().map(|i| self.part(*i).1).sum()
+        let ranges = self.ranges();
+        let len = |i: &u64| usize::try_from(*i).ok().and_then(|i| ranges.get(i));
+        self.done.keys().filter_map(len).map(|r| r.1).sum()
     }
 
     pub fn to_json(&self) -> Vec<u8> {
@@ -87,14 +96,18 @@ mod tests {
             size: 10,
             part_size: 4,
             crc: None,
+            upload_parts: vec![],
             done: [(0, 0), (2, 0)].into(),
         };
         assert_eq!(rec.parts(), 3);
-        assert_eq!(
-            (0..3).map(|i| rec.part(i)).collect::<Vec<_>>(),
-            [(0, 4), (4, 4), (8, 2)]
-        );
+        assert_eq!(rec.ranges(), [(0, 4), (4, 4), (8, 2)]);
         assert_eq!(rec.done_bytes(), 6);
+        let split = Record {
+            upload_parts: vec![5, 5],
+            ..rec
+        };
+        assert_eq!(split.ranges(), [(0, 4), (4, 1), (5, 4), (9, 1)]);
+        assert_eq!((split.parts(), split.done_bytes()), (4, 8));
     }
 
     #[test]
@@ -107,6 +120,7 @@ mod tests {
             size: 10,
             part_size: 4,
             crc: Some(CrcKind::Crc32),
+            upload_parts: vec![],
             done: [(1, 7)].into(),
         };
         target
@@ -128,6 +142,10 @@ mod tests {
             },
             Record {
                 crc: None,
+                ..rec.clone()
+            },
+            Record {
+                upload_parts: vec![6, 4],
                 ..rec.clone()
             },
         ] {

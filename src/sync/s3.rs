@@ -1,5 +1,6 @@
 //! The S3 side: building the SDK client the way an init container needs it,
-//! listing the source, and HEAD requests, all through the run's retry policy.
+//! listing the source, HEAD and GetObjectAttributes requests, all through the
+//! run's retry policy.
 //!
 //! The client uses the AWS default chains (env keys, web identity/IRSA, EKS
 //! Pod Identity, profile, IMDS) for credentials and region, honours
@@ -20,17 +21,18 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{Region, ResponseChecksumValidation, StalledStreamProtectionConfig};
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::types::ChecksumMode;
+use aws_sdk_s3::types::{ChecksumMode, ObjectAttributes};
 use aws_smithy_http_client::proxy::ProxyConfig;
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use aws_smithy_http_client::{Builder, ConnectorBuilder};
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 
+use super::composite;
 use super::config::SyncConfig;
 use super::error::SyncError;
 use super::keys::Listed;
 use super::retry::{Class, Retry, classify};
-use super::verify::{Expected, Offered, expected};
+use super::verify::{CrcKind, Expected, Offered, expected};
 
 /// Environment variable naming a PEM bundle of extra trusted CAs.
 pub const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
@@ -219,6 +221,8 @@ pub struct Head {
     pub size: u64,
     pub last_modified: Option<i64>,
     pub expected: Expected,
+    /// A composite CRC, when there is no full-object one (see [`composite`]).
+    pub composite: Option<composite::Offer>,
 }
 
 /// HEAD with `ChecksumMode::Enabled` (and `If-Match` when given).
@@ -236,16 +240,101 @@ pub async fn head(
         .set_if_match(if_match.map(str::to_owned))
         .checksum_mode(ChecksumMode::Enabled);
     let out = with_retry(retry, key, || req.clone().send()).await?;
+    let offered = Offered {
+        crc64nvme: out.checksum_crc64_nvme(),
+        crc32c: out.checksum_crc32_c(),
+        crc32: out.checksum_crc32(),
+        etag: out.e_tag(),
+        checksum_type: out.checksum_type().map(|t| t.as_str()),
+    };
+    let expected = expected(offered);
     Ok(Head {
         etag: out.e_tag().map(str::to_owned),
         size: u64::try_from(out.content_length().unwrap_or(0)).unwrap_or(0),
         last_modified: out.last_modified().map(|t| t.secs()),
-        expected: expected(Offered {
-            crc64nvme: out.checksum_crc64_nvme(),
-            crc32c: out.checksum_crc32_c(),
-            crc32: out.checksum_crc32(),
-            etag: out.e_tag(),
-            checksum_type: out.checksum_type().map(|t| t.as_str()),
-        }),
+        composite: matches!(expected, Expected::Nothing(_))
+            .then(|| composite::offered(offered))
+            .flatten(),
+        expected,
     })
+}
+
+/// Every part of `key` (size and `kind` CRC) from GetObjectAttributes, 1,000
+/// a page. `Err` says why not, for the log: the store lacks the API (501),
+/// refuses it, the object changed (ETag other than `etag`), or retries ran out.
+pub async fn object_parts(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    etag: Option<&str>,
+    kind: CrcKind,
+    retry: &Retry,
+) -> Result<Vec<composite::ListedPart>, String> {
+    let mut out = Vec::new();
+    let mut marker: Option<String> = None;
+    loop {
+        let req = client
+            .get_object_attributes()
+            .bucket(bucket)
+            .key(key)
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::Checksum)
+            .max_parts(1000)
+            .set_part_number_marker(marker.clone());
+        let page = attributes_page(retry, key, || req.clone().send()).await?;
+        let same = |e: &str| e.trim_matches('"') == etag.unwrap_or(e).trim_matches('"');
+        if !page.e_tag().is_some_and(same) {
+            return Err(format!("ETag {:?} is not the listed one", page.e_tag()));
+        }
+        let parts = page.object_parts().ok_or("no ObjectParts in the answer")?;
+        out.extend(parts.parts().iter().map(|p| {
+            composite::ListedPart {
+                number: p.part_number(),
+                size: p.size(),
+                crc: match kind {
+                    CrcKind::Crc32c => p.checksum_crc32_c(),
+                    _ => p.checksum_crc32(),
+                }
+                .map(str::to_owned),
+            }
+        }));
+        match parts.next_part_number_marker() {
+            Some(next) if parts.is_truncated() == Some(true) => marker = Some(next.to_owned()),
+            _ => return Ok(out),
+        }
+    }
+}
+
+/// One GetObjectAttributes page, retrying only transient failures: a store
+/// without the API (501) or refusing it is answered once, not retried.
+async fn attributes_page<T, E, F, Fut>(retry: &Retry, key: &str, mut send: F) -> Result<T, String>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut failures = 0;
+    loop {
+        let err = match send().await {
+            Ok(page) => return Ok(page),
+            Err(e) => e,
+        };
+        let not_implemented = err
+            .raw_response()
+            .is_some_and(|r| r.status().as_u16() == 501);
+        match classify(&err) {
+            Class::Transient(why) if !not_implemented => {
+                failures += 1;
+                retry
+                    .backoff(failures, key, &why)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Class::Changed => return Err("the object changed".to_owned()),
+            Class::Transient(why)
+            | Class::Fatal(why)
+            | Class::NotFound(why)
+            | Class::Credentials(why) => return Err(why),
+        }
+    }
 }

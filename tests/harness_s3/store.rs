@@ -3,12 +3,12 @@
 //! hostile keys) and the way s3s-fs maps odd keys, all as documented at the
 //! top of `common/s3.rs`.
 
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, ObjectAttributes};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use sha2::Digest as _;
 
-use super::common::s3::{S3Server, composite_crc32};
+use super::common::s3::{Marking, S3Server, composite_crc32};
 use super::{body, get, head_object, pattern, status, strict};
 type Sums = [Option<String>; 5];
 
@@ -197,6 +197,116 @@ async fn reported_crc32_replaces_stored_checksums_where_s3_sends_them() {
     let types: Vec<_> = list.contents().iter().map(|o| o.checksum_type()).collect();
     let (composite, full) = (ChecksumType::Composite, ChecksumType::FullObject);
     assert_eq!(types, [Some(&composite), Some(&full)]);
+}
+
+/// Bitwise CRC32 (IEEE, reflected), independent of the harness's crc-fast.
+fn slow_crc32(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for byte in data {
+        crc ^= u32::from(*byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[tokio::test]
+async fn reported_composite_serves_part_checksums_through_get_object_attributes() {
+    assert_eq!(
+        slow_crc32(b"123456789"),
+        0xCBF4_3926,
+        "the CRC32 check value"
+    );
+    let s3 = S3Server::start().await;
+    let put = s3
+        .put_with_checksum("k", b"123456789", ChecksumAlgorithm::Sha256)
+        .await;
+    s3.put("plain", b"x").await;
+    let parts = s3.report_composite("k", 4, Marking::S3);
+    let want: Vec<String> = [&b"1234"[..], b"5678", b"9"]
+        .iter()
+        .map(|p| B64.encode(slow_crc32(p).to_be_bytes()))
+        .collect();
+    assert_eq!(parts, want);
+    let client = strict(&s3);
+    let head = client.head_object().bucket(s3.bucket()).key("k");
+    let head = head
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.checksum_crc32(), Some("+vEo6Q==-3"));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::Composite));
+
+    let mut pages = Vec::new();
+    let mut marker = None;
+    loop {
+        let out = client
+            .get_object_attributes()
+            .bucket(s3.bucket())
+            .key("k")
+            .object_attributes(ObjectAttributes::ObjectParts)
+            .object_attributes(ObjectAttributes::Checksum)
+            .max_parts(1000)
+            .set_part_number_marker(marker)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            out.e_tag().map(|e| e.trim_matches('"')),
+            put.e_tag().map(|e| e.trim_matches('"'))
+        );
+        assert_eq!(out.object_size(), Some(9));
+        let sum = out.checksum().unwrap();
+        assert_eq!(sum.checksum_crc32(), Some("+vEo6Q==-3"));
+        let op = out.object_parts().unwrap();
+        assert_eq!(op.total_parts_count(), Some(3));
+        pages.push(
+            op.parts()
+                .iter()
+                .map(|p| {
+                    (
+                        p.part_number().unwrap(),
+                        p.size().unwrap(),
+                        p.checksum_crc32().unwrap().to_owned(),
+                    )
+                })
+                .collect::<Vec<_>>(),
+        );
+        if op.is_truncated() != Some(true) {
+            break;
+        }
+        marker = op.next_part_number_marker().map(str::to_owned);
+    }
+    let want_pages = vec![
+        vec![(1, 4, want[0].clone()), (2, 4, want[1].clone())],
+        vec![(3, 1, want[2].clone())],
+    ];
+    assert_eq!(pages, want_pages, "two parts a page, as documented");
+
+    let plain = client
+        .get_object_attributes()
+        .bucket(s3.bucket())
+        .key("plain");
+    let plain = plain
+        .object_attributes(ObjectAttributes::ObjectParts)
+        .send()
+        .await;
+    let err = plain.unwrap_err();
+    assert_eq!(status(&err), Some(501), "s3s-fs has no GetObjectAttributes");
+    assert_eq!(s3.counts().op("GetObjectAttributes"), 3);
+
+    s3.report_composite("k", 4, Marking::Moto);
+    let head = head_object(&client, "k").await;
+    assert_eq!(
+        (head.checksum_crc32(), head.checksum_type()),
+        (Some("+vEo6Q=="), None)
+    );
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@
 //! - [`store`] wraps `s3s_fs::FileSystem` behind the `s3s::S3` trait and fills
 //!   the gaps that would make it unlike real S3 for a sync client (ETags in
 //!   listings, `If-Match` on GET and HEAD, injected hostile listing entries,
-//!   reported composite checksums);
+//!   reported composite checksums, GetObjectAttributes for them);
 //! - [`faults`] is the `s3s::access::S3Access` hook: s3s has already parsed the
 //!   request there, so it names the operation exactly as AWS does
 //!   (`ListObjectsV2`, `GetObject`, ...), and it decides which fault applies;
@@ -34,6 +34,9 @@
 //!   least 5 MiB (`EntityTooSmall` otherwise).
 //! - ListObjectsV2 from s3s-fs has no ETag; [`store`] adds it (and the checksum
 //!   algorithm) from HeadObject so listings look like real S3's.
+//! - GetObjectAttributes is not implemented (the `s3s::S3` default: 501
+//!   NotImplemented); [`store`] answers it for keys armed with
+//!   [`S3Server::report_composite`], two parts a page.
 //! - GetObject and HeadObject ignore `If-Match` / `If-None-Match`; [`store`]
 //!   answers a mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
 //! - ETags are the ones recorded at upload (no hashing on HEAD or LIST), as
@@ -69,7 +72,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use faults::{Fault, Rule};
-pub use seed::composite_crc32;
+pub use seed::{Marking, composite_crc32};
 
 /// Access key the server accepts (and [`S3Server::client`] uses).
 pub const ACCESS_KEY: &str = "AKIAS3SEEDHARNESS";
@@ -128,6 +131,8 @@ pub struct Seen {
 pub(crate) struct Reported {
     crc32: String,
     checksum_type: Option<String>,
+    /// (size, base64 CRC32) of each upload part, served by GetObjectAttributes.
+    parts: Option<Vec<(u64, String)>>,
 }
 
 /// State shared by the three layers.
@@ -328,11 +333,14 @@ impl S3Server {
     /// `checksum_type` or absent, and no other checksum. Plays a store that
     /// reports a composite checksum for a multipart upload: real S3 sends
     /// `value-N` with `COMPOSITE`, moto 5 the bare value with no type (see
-    /// [`composite_crc32`]). The ETag and the bytes are untouched.
+    /// [`composite_crc32`]). The ETag and the bytes are untouched, and
+    /// GetObjectAttributes still answers 501 for the key (a store that cannot
+    /// list parts); [`S3Server::report_composite`] plays one that can.
     pub fn report_crc32(&self, key: &str, crc32: &str, checksum_type: Option<&str>) {
         let reported = Reported {
             crc32: crc32.to_owned(),
             checksum_type: checksum_type.map(str::to_owned),
+            parts: None,
         };
         lock(&self.shared.reported).insert(key.to_owned(), reported);
     }

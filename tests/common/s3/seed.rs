@@ -5,7 +5,8 @@
 //! tools: the object then has only an MD5 ETag. [`S3Server::put_with_checksum`]
 //! sends the chosen algorithm, which s3s-fs verifies and stores.
 //! [`composite_crc32`] computes the checksum a store that keeps per-part
-//! CRCs reports for a multipart upload, for `S3Server::report_crc32`.
+//! CRCs reports for a multipart upload, for `S3Server::report_crc32`;
+//! [`S3Server::report_composite`] also serves the per-part CRCs.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
@@ -20,21 +21,31 @@ use base64::engine::general_purpose::STANDARD as B64;
 use crc_fast::CrcAlgorithm;
 
 use super::http::SEED_HEADER;
-use super::{BUCKET, S3Server};
+use super::{BUCKET, Reported, S3Server, lock};
+
+fn crc32(data: &[u8]) -> u32 {
+    let crc = crc_fast::checksum(CrcAlgorithm::Crc32IsoHdlc, data);
+    u32::try_from(crc).expect("a CRC32 fits in 32 bits")
+}
 
 /// The composite CRC32 of `body` uploaded in parts of `part_size` bytes, in
 /// base64: the CRC32 of the parts' big-endian CRC32s. moto 5 reports exactly
 /// this for an aws CLI multipart upload; real S3 appends `-N` (N parts).
 pub fn composite_crc32(body: &[u8], part_size: usize) -> String {
-    let crc32 = |data: &[u8]| {
-        let crc = crc_fast::checksum(CrcAlgorithm::Crc32IsoHdlc, data);
-        u32::try_from(crc).expect("a CRC32 fits in 32 bits")
-    };
     let parts: Vec<u8> = body
         .chunks(part_size.max(1))
         .flat_map(|part| crc32(part).to_be_bytes())
         .collect();
     B64.encode(crc32(&parts).to_be_bytes())
+}
+
+/// How a store marks a composite checksum (see [`S3Server::report_composite`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marking {
+    /// Real S3: `value-N` and `x-amz-checksum-type: COMPOSITE`.
+    S3,
+    /// moto 5: the bare value, no checksum type.
+    Moto,
 }
 
 /// Adds [`SEED_HEADER`] to every request of the seeding client.
@@ -58,6 +69,32 @@ impl Intercept for SeedMark {
 }
 
 impl S3Server {
+    /// Play a store that kept per-part CRC32s of `key`'s upload in parts of
+    /// `part_size` bytes: HeadObject, whole-object GetObject and listings
+    /// report the composite CRC32 (marked as `marking` says) and
+    /// GetObjectAttributes lists each part's size and CRC32, computed here
+    /// from the stored bytes. Returns the base64 CRC32 of each part.
+    pub fn report_composite(&self, key: &str, part_size: usize, marking: Marking) -> Vec<String> {
+        let path = self.root().join(BUCKET).join(key);
+        let body = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        let parts: Vec<(u64, String)> = body
+            .chunks(part_size.max(1))
+            .map(|part| (part.len() as u64, B64.encode(crc32(part).to_be_bytes())))
+            .collect();
+        let composite = composite_crc32(&body, part_size);
+        let (crc32, checksum_type) = match marking {
+            Marking::S3 => (format!("{composite}-{}", parts.len()), Some("COMPOSITE")),
+            Marking::Moto => (composite, None),
+        };
+        let reported = Reported {
+            crc32,
+            checksum_type: checksum_type.map(str::to_owned),
+            parts: Some(parts.clone()),
+        };
+        lock(&self.shared.reported).insert(key.to_owned(), reported);
+        parts.into_iter().map(|(_, crc)| crc).collect()
+    }
+
     /// The seeding client. `checksums` selects `WhenSupported`; without it the
     /// SDK sends no checksum (with `WhenRequired` it even ignores an explicit
     /// `checksum_algorithm` on PutObject, as probed with aws-sdk-s3 1.157).

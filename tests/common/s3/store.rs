@@ -9,7 +9,11 @@
 //!   with `S3Server::list_extra`, for keys no filesystem can hold;
 //! - a checksum armed with `S3Server::report_crc32` replaces what s3s-fs
 //!   stored for that key in HeadObject, whole-object GetObject and listings,
-//!   to play a store that reports composite checksums (moto, real S3).
+//!   to play a store that reports composite checksums (moto, real S3);
+//! - GetObjectAttributes (which s3s-fs lacks: 501 NotImplemented) answers for
+//!   keys armed with `S3Server::report_composite`, listing their parts
+//!   [`ATTRIBUTE_PAGE`] at a time so that clients must paginate; other keys
+//!   still get 501.
 //!
 //! Every other operation the harness uses is delegated untouched.
 
@@ -73,6 +77,9 @@ macro_rules! overlay {
     };
 }
 
+/// Parts per GetObjectAttributes page, whatever MaxParts asks (S3 allows 1,000).
+pub(crate) const ATTRIBUTE_PAGE: usize = 2;
+
 impl Store {
     pub fn new(shared: Arc<Shared>) -> Store {
         Store { shared }
@@ -126,6 +133,54 @@ impl Store {
             overlay!(reported, resp.output);
         }
         Ok(resp)
+    }
+
+    async fn attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let input = req.input;
+        let reported = self.reported(&input.key);
+        let Some((reported, parts)) = reported.and_then(|r| Some((r.clone(), r.parts?))) else {
+            return Err(s3_error!(NotImplemented, "GetObjectAttributes"));
+        };
+        let head = self.head(&input.bucket, &input.key).await?;
+        let wants = |name| input.object_attributes.iter().any(|a| a.as_str() == name);
+        let marker = usize::try_from(input.part_number_marker.unwrap_or(0)).unwrap_or(0);
+        let max = usize::try_from(input.max_parts.unwrap_or(1000)).unwrap_or(1000);
+        let page: Vec<ObjectPart> = (1..)
+            .zip(&parts)
+            .skip(marker)
+            .take(max.clamp(1, ATTRIBUTE_PAGE))
+            .map(|(n, (size, crc))| ObjectPart {
+                part_number: Some(n),
+                size: i64::try_from(*size).ok(),
+                checksum_crc32: Some(crc.clone()),
+                ..ObjectPart::default()
+            })
+            .collect();
+        let next = marker + page.len();
+        let object_parts = GetObjectAttributesParts {
+            is_truncated: Some(next < parts.len()),
+            max_parts: input.max_parts,
+            next_part_number_marker: i32::try_from(next).ok(),
+            part_number_marker: input.part_number_marker,
+            total_parts_count: i32::try_from(parts.len()).ok(),
+            parts: Some(page),
+        };
+        let checksum = Checksum {
+            checksum_crc32: Some(reported.crc32),
+            checksum_type: reported.checksum_type.map(ChecksumType::from),
+            ..Checksum::default()
+        };
+        Ok(S3Response::new(GetObjectAttributesOutput {
+            e_tag: head.e_tag,
+            object_size: head.content_length,
+            last_modified: head.last_modified,
+            checksum: wants(ObjectAttributes::CHECKSUM).then_some(checksum),
+            object_parts: wants(ObjectAttributes::OBJECT_PARTS).then_some(object_parts),
+            ..GetObjectAttributesOutput::default()
+        }))
     }
 
     async fn listed_v2(
@@ -223,6 +278,7 @@ s3_impl! {
     list_objects_v2(ListObjectsV2Input) -> ListObjectsV2Output => listed_v2;
     get_object(GetObjectInput) -> GetObjectOutput => guarded_get;
     head_object(HeadObjectInput) -> HeadObjectOutput => guarded_head;
+    get_object_attributes(GetObjectAttributesInput) -> GetObjectAttributesOutput => attributes;
     put_object(PutObjectInput) -> PutObjectOutput;
     copy_object(CopyObjectInput) -> CopyObjectOutput;
     delete_object(DeleteObjectInput) -> DeleteObjectOutput;
