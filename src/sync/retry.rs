@@ -51,6 +51,8 @@ where
     };
     match (err, status) {
         (_, Some(412)) => Class::Changed,
+        // Not Implemented is an answer about the store, not a passing fault.
+        (_, Some(501)) => Class::Fatal(detail),
         (_, Some(429 | 500..=599)) => Class::Transient(detail),
         (SdkError::TimeoutError(_) | SdkError::ResponseError(_), _) => Class::Transient(detail),
         // connection refused/reset, timeouts, and a pooled connection that
@@ -183,6 +185,10 @@ mod tests {
         ));
         assert!(matches!(
             classify(&service(403, "AccessDenied")),
+            Class::Fatal(_)
+        ));
+        assert!(matches!(
+            classify(&service(501, "NotImplemented")),
             Class::Fatal(_)
         ));
         let no_creds = dispatch(ConnectorError::other(io().into(), None));

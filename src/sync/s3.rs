@@ -307,34 +307,17 @@ pub async fn object_parts(
 
 /// One GetObjectAttributes page, retrying only transient failures: a store
 /// without the API (501) or refusing it is answered once, not retried.
-async fn attributes_page<T, E, F, Fut>(retry: &Retry, key: &str, mut send: F) -> Result<T, String>
+async fn attributes_page<T, E, F, Fut>(retry: &Retry, key: &str, send: F) -> Result<T, String>
 where
     E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
 {
-    let mut failures = 0;
-    loop {
-        let err = match send().await {
-            Ok(page) => return Ok(page),
-            Err(e) => e,
-        };
-        let not_implemented = err
-            .raw_response()
-            .is_some_and(|r| r.status().as_u16() == 501);
-        match classify(&err) {
-            Class::Transient(why) if !not_implemented => {
-                failures += 1;
-                retry
-                    .backoff(failures, key, &why)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            Class::Changed => return Err("the object changed".to_owned()),
-            Class::Transient(why)
-            | Class::Fatal(why)
-            | Class::NotFound(why)
-            | Class::Credentials(why) => return Err(why),
+    with_retry(retry, key, send).await.map_err(|e| match e {
+        RequestError::Changed => "the object changed".to_owned(),
+        RequestError::GaveUp(e) => e.to_string(),
+        RequestError::NotFound(why) | RequestError::Credentials(why) | RequestError::Fatal(why) => {
+            why
         }
-    }
+    })
 }
