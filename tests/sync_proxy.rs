@@ -7,6 +7,7 @@
 mod common;
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -106,6 +107,17 @@ fn upstream(s3: &S3Server) -> SocketAddr {
         .expect("the harness listens on 127.0.0.1:PORT")
 }
 
+/// Sync `p/` of `s3` into `target` with `env` and expect `p/a` there as `want`.
+async fn sync_through(s3: &S3Server, target: &Path, env: &[(&str, &str)], want: &[u8]) {
+    let out = run_binary(s3, "p/", target, env).await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(target.join("a")).unwrap(), want);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_endpoint_goes_through_http_proxy_unless_no_proxy() {
     let s3 = S3Server::start().await;
@@ -114,16 +126,7 @@ async fn http_endpoint_goes_through_http_proxy_unless_no_proxy() {
     let dir = tempfile::tempdir().unwrap();
 
     let via = [("HTTP_PROXY", proxy.url.as_str())];
-    let out = run_binary(&s3, "p/", &dir.path().join("one"), &via).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read(dir.path().join("one/a")).unwrap(),
-        b"through the proxy"
-    );
+    sync_through(&s3, &dir.path().join("one"), &via, b"through the proxy").await;
     let (plain, tunnels) = proxy.seen();
     assert!(plain >= 1, "the proxy saw no request");
     assert_eq!(tunnels, 0, "an http:// endpoint needs no tunnel");
@@ -132,12 +135,7 @@ async fn http_endpoint_goes_through_http_proxy_unless_no_proxy() {
         ("HTTP_PROXY", proxy.url.as_str()),
         ("NO_PROXY", "127.0.0.1"),
     ];
-    let out = run_binary(&s3, "p/", &dir.path().join("two"), &bypass).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    sync_through(&s3, &dir.path().join("two"), &bypass, b"through the proxy").await;
     assert_eq!(proxy.seen(), (plain, 0), "NO_PROXY must bypass the proxy");
 }
 
@@ -154,16 +152,7 @@ async fn https_endpoint_tunnels_through_https_proxy() {
         ("HTTPS_PROXY", proxy.url.as_str()),
         ("AWS_CA_BUNDLE", ca.to_str().unwrap()),
     ];
-    let out = run_binary(&s3, "p/", &dir.path().join("data"), &env).await;
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        std::fs::read(dir.path().join("data/a")).unwrap(),
-        b"tunnelled"
-    );
+    sync_through(&s3, &dir.path().join("data"), &env, b"tunnelled").await;
     let (plain, tunnels) = proxy.seen();
     assert!(tunnels >= 1, "no CONNECT tunnel was opened");
     assert_eq!(plain, 0, "TLS traffic must not be sent as plain requests");
