@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
 use common::s3::{Fault, Rule, S3Server};
-use common::sync::{client, config, data, expect_failure, expect_ops, expect_tree, tree};
+use common::sync::{client, config, data, expect_failure, expect_ops, expect_tree, skip, tree};
 use s3_seed::sync::{self, SyncError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +160,7 @@ impl Drop for Tmpfs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_filesystem_fails_early_or_cleanly() {
     let Some(fs) = Tmpfs::mount() else {
-        eprintln!("SKIPPED: cannot mount a tmpfs here");
+        skip("cannot mount a tmpfs here");
         return;
     };
     let s3 = S3Server::start().await;

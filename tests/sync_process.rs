@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
 use common::s3::{Fault, Rule, S3Server, SECRET_KEY};
-use common::sync::{PART_SIZE, client, command, config, data, digest, output, run_binary, tree};
+use common::sync::{
+    PART_SIZE, client, command, config, data, digest, output, run_binary, skip, tree,
+};
 use s3_seed::sync;
 
 /// Delay every GetObject by `delay`, so a run lasts long enough to watch.
@@ -165,7 +167,7 @@ async fn failure_exit_code_and_termination_log() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unwritable_target_names_uid_gid_and_fsgroup() {
     if rustix::process::getuid().as_raw() != 0 {
-        eprintln!("SKIPPED: needs root to run the binary as another user");
+        skip("needs root to run the binary as another user");
         return;
     }
     let s3 = S3Server::start().await;
