@@ -187,7 +187,7 @@ mod tests {
             ("registry:5000/s3-seed:0.1.0", "IfNotPresent"),
             ("s3-seed@sha256:abcd", "IfNotPresent"),
             ("s3-seed:latest@sha256:abcd", "Always"),
-            ("ghcr.io/org/s3-seed:v1", "IfNotPresent"),
+            ("registry.example/org/s3-seed:v1", "IfNotPresent"),
         ];
         for (image, want) in cases {
             assert_eq!(pull_policy(&cfg(image)), want, "{image}");
