@@ -49,6 +49,22 @@ async fn head_object(client: &Client, key: &str) -> HeadObjectOutput {
         .unwrap_or_else(|e| panic!("head {key}: {e:?}"))
 }
 
+/// The keys a ListObjectsV2 of the bucket (under `prefix`) returns, in order.
+async fn list_keys(client: &Client, prefix: &str) -> Vec<String> {
+    let req = client
+        .list_objects_v2()
+        .bucket(common::s3::BUCKET)
+        .prefix(prefix);
+    let out = req
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("list {prefix}: {e:?}"));
+    out.contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_owned))
+        .collect()
+}
+
 /// Read a whole GET body; panics if it fails.
 async fn body(out: GetObjectOutput) -> Bytes {
     out.body

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use sha2::Digest as _;
 
 use super::common::s3::{Marking, S3Server, composite_crc32};
-use super::{body, get, head_object, pattern, status, strict};
+use super::{body, get, head_object, list_keys, pattern, status, strict};
 type Sums = [Option<String>; 5];
 
 /// The five checksum fields of a PutObject, HeadObject or GetObject output.
@@ -342,15 +342,7 @@ async fn listing_carries_etags_checksum_algorithms_and_injected_keys() {
     );
     assert_eq!(find("../x").size(), Some(7));
 
-    let out = s3
-        .client()
-        .list_objects_v2()
-        .bucket(s3.bucket())
-        .prefix("a")
-        .send()
-        .await
-        .unwrap();
-    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = list_keys(&s3.client(), "a").await;
     assert_eq!(
         keys,
         ["a//b", "a\\b"],
@@ -358,9 +350,7 @@ async fn listing_carries_etags_checksum_algorithms_and_injected_keys() {
     );
 
     s3.clear_list_extra();
-    let out = s3.client().list_objects_v2().bucket(s3.bucket()).send();
-    let out = out.await.unwrap();
-    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = list_keys(&s3.client(), "").await;
     assert_eq!(keys, ["dir/file", "sum"], "cleared");
 }
 
@@ -385,13 +375,7 @@ async fn s3s_fs_maps_odd_keys_as_documented() {
         Some(500),
         "a is already a folder prefix"
     );
-    let out = client
-        .list_objects_v2()
-        .bucket(s3.bucket())
-        .send()
-        .await
-        .unwrap();
-    let keys: Vec<&str> = out.contents().iter().filter_map(|o| o.key()).collect();
+    let keys = list_keys(&client, "").await;
     assert_eq!(keys, ["a/b", "c", "d\\e", "g"]);
     assert!(
         s3.root().join("x").is_file(),
