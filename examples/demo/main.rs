@@ -100,7 +100,7 @@ async fn run() -> Result<()> {
         .unwrap_or(256);
     let mut demo = Demo { steps: Vec::new() };
 
-    let s3 = demo
+    let (s3, big_sha256) = demo
         .step("start the embedded S3 endpoint", start_s3(big_mib))
         .await?;
     let s3 = std::sync::Arc::new(s3);
@@ -139,14 +139,14 @@ async fn run() -> Result<()> {
         ("warm sync (pod restart)", true),
     ] {
         let (s3, run) = (std::sync::Arc::clone(&s3), run.clone());
-        let root = volume.clone();
+        let (root, big_sha256) = (volume.clone(), big_sha256.clone());
         demo.step(name, async move {
             s3.reset_counts();
             run.execute().await?;
             let counts = s3.counts();
             let gets = counts.op("GetObject");
             let lists = counts.op("ListObjectsV2");
-            check_volume(&root, &run.target, big_mib)?;
+            check_volume(&root, &run.target, &big_sha256)?;
             if warm {
                 ensure!(gets == 0, "the warm sync sent {gets} GetObject requests, expected 0");
                 ensure!(counts.op("HeadObject") == 0, "the warm sync sent HEAD requests");
@@ -169,7 +169,8 @@ async fn run() -> Result<()> {
     Ok(())
 }
 
-async fn start_s3(big_mib: usize) -> Result<(S3Server, String)> {
+/// The seeded server, and the SHA-256 of the big object to check copies against.
+async fn start_s3(big_mib: usize) -> Result<((S3Server, Vec<u8>), String)> {
     let s3 = S3Server::start().await;
     let big = pseudo_random(big_mib << 20);
     s3.put_with_checksum(
@@ -187,16 +188,19 @@ async fn start_s3(big_mib: usize) -> Result<(S3Server, String)> {
         s3.bucket(),
         small_files().len()
     );
-    Ok((s3, note))
+    Ok(((s3, Sha256::digest(&big).to_vec()), note))
 }
 
 /// Every expected file is on disk with the right content; excluded ones are not.
-fn check_volume(volume: &Path, target: &Path, big_mib: usize) -> Result<()> {
+fn check_volume(volume: &Path, target: &Path, big_sha256: &[u8]) -> Result<()> {
     let big = target.join("data/big.bin");
-    let want = Sha256::digest(pseudo_random(big_mib << 20));
     let got =
         Sha256::digest(std::fs::read(&big).with_context(|| format!("read {}", big.display()))?);
-    ensure!(got == want, "{} does not match the object", big.display());
+    ensure!(
+        got[..] == *big_sha256,
+        "{} does not match the object",
+        big.display()
+    );
     for (key, body) in small_files() {
         let path = target.join(key);
         let excluded = key.starts_with("drafts/") || key.ends_with(".tmp");

@@ -161,8 +161,8 @@ impl Run {
         })
     }
 
-    /// Run to completion; returns the summary line it printed.
-    pub async fn execute(&self) -> Result<String> {
+    /// Run to completion and print its summary line.
+    pub async fn execute(&self) -> Result<()> {
         let start = Instant::now();
         let output = tokio::process::Command::new(&self.program)
             .args(&self.args)
@@ -191,7 +191,7 @@ impl Run {
             self.args.join(" "),
             start.elapsed().as_secs_f64()
         );
-        Ok(summary)
+        Ok(())
     }
 }
 
