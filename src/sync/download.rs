@@ -89,23 +89,37 @@ impl From<SyncError> for Fetch {
 }
 
 /// Download and install every planned object; returns the new state entries.
+///
+/// At most `max_objects` objects are in flight, and of those at most
+/// `max_ranged` large ones: each large object holds a HEAD, a preallocated
+/// file and one task per range, so only tiny objects go as wide as
+/// `max_objects`.
 pub async fn download_all(
     ctx: Arc<Ctx>,
     jobs: Vec<Download>,
     max_objects: usize,
+    max_ranged: usize,
 ) -> Result<Vec<(RelPath, Entry)>, SyncError> {
     let mut set = JoinSet::new();
-    let mut jobs = jobs.into_iter();
-    let mut out = Vec::new();
+    let mut jobs = jobs.into_iter().peekable();
+    let (mut out, mut ranged) = (Vec::new(), 0);
     loop {
         while set.len() < max_objects.max(1) {
-            let Some(job) = jobs.next() else { break };
+            let Some(job) = jobs.next_if(|j| !j.ranged || ranged < max_ranged.max(1)) else {
+                break;
+            };
+            let is_ranged = job.ranged;
+            ranged += usize::from(is_ranged);
             let span = tracing::info_span!("object", key = %job.object.key);
-            set.spawn(object(Arc::clone(&ctx), job).instrument(span));
+            let task = object(Arc::clone(&ctx), job).instrument(span);
+            set.spawn(async move { (is_ranged, task.await) });
         }
         match set.join_next().await {
             None => return Ok(out),
-            Some(Ok(done)) => out.push(done?),
+            Some(Ok((was_ranged, done))) => {
+                ranged -= usize::from(was_ranged);
+                out.push(done?);
+            }
             Some(Err(e)) => {
                 return Err(SyncError::Io {
                     path: ctx.target.path().to_owned(),

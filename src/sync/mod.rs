@@ -89,6 +89,7 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
         Arc::clone(&ctx),
         plan.download.clone(),
         cfg.tiny_concurrency(),
+        cfg.concurrency * 2,
     )
     .await;
     reporter.abort();

@@ -9,8 +9,9 @@
 //! (MD5 cannot be combined). With only a composite CRC, GetObjectAttributes
 //! gives the upload's parts and the ranges are cut at their boundaries, so
 //! every part's CRC and the composite value can be checked
-//! ([`super::composite`]); without it the object stays unverified. Progress is checkpointed at most once a second:
-//! `fdatasync` of the file, then the resume record.
+//! ([`super::composite`]); without it the object stays unverified.
+//! Progress is checkpointed at most once a second: `fdatasync` of the file,
+//! then the resume record.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
