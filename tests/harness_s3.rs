@@ -1,4 +1,4 @@
-//! Proves the in-process S3 harness (`tests/common/s3.rs`) with the plain
+//! Proves the in-process S3 harness (`tests/common/s3/mod.rs`) with the plain
 //! aws-sdk-s3 client: the server counts exactly what was sent, every fault
 //! kind reaches the client as that kind of failure, the HTTPS mode is trusted
 //! only through its certificate, and the s3s-fs behaviour documented at the

@@ -22,6 +22,11 @@ mod pod;
 #[allow(dead_code, unused_imports)]
 #[path = "../../tests/common/s3/mod.rs"]
 mod s3;
+/// The test suite's TLS helpers: certificate files as a mounted Secret, the
+/// webhook started in-process, and an HTTPS client trusting one CA.
+#[allow(dead_code, unused_imports)]
+#[path = "../../tests/common/tls/mod.rs"]
+mod tls;
 
 use std::future::Future;
 use std::path::Path;
@@ -104,21 +109,16 @@ async fn run() -> Result<()> {
         .step("start the embedded S3 endpoint", start_s3(big_mib))
         .await?;
     let s3 = std::sync::Arc::new(s3);
-    let (addr, ca, stop) = demo
-        .step(
-            "start the webhook on a TLS socket",
-            https::start_webhook(work.path().to_owned()),
-        )
+    let webhook = demo
+        .step("start the webhook on a TLS socket", https::start_webhook())
         .await?;
     let review = pod::admission_review(&s3.endpoint(), &format!("s3://{}/{PREFIX}", s3.bucket()))?;
     let object = review["request"]["object"].clone();
-    let response = demo
+    let (response, webhook) = demo
         .step("send the AdmissionReview over HTTPS", async move {
-            let response = https::post_review(addr, &ca, &review).await?;
-            Ok((
-                response,
-                "allowed, uid echoed, with a JSON Patch".to_owned(),
-            ))
+            let response = https::post_review(&webhook, &review).await?;
+            let note = "allowed, uid echoed, with a JSON Patch".to_owned();
+            Ok(((response, webhook), note))
         })
         .await?;
     let container = demo
@@ -164,7 +164,7 @@ async fn run() -> Result<()> {
         })
         .await?;
     }
-    let _ = stop.send(());
+    webhook.running.stop().await?;
     print_summary(&demo);
     Ok(())
 }

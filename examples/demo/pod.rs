@@ -63,8 +63,7 @@ pub fn admission_review(endpoint: &str, source: &str) -> Result<Value> {
 
 /// Apply the response's JSON Patch (strict RFC 6902) and return the injected
 /// init container, after checking where and how it was injected.
-pub fn injected_container(object: &Value, answer: &Value) -> Result<Value> {
-    let response = &answer["response"];
+pub fn injected_container(object: &Value, response: &Value) -> Result<Value> {
     ensure!(
         response["patchType"] == "JSONPatch",
         "no JSONPatch in the response"

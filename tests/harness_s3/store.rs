@@ -1,7 +1,7 @@
 //! The store as a sync client sees it: ranges, checksums per algorithm,
 //! multipart ETags, reported (composite) checksums, listings (ETags, injected
 //! hostile keys) and the way s3s-fs maps odd keys, all as documented at the
-//! top of `common/s3.rs`.
+//! top of `common/s3/mod.rs`.
 
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, ChecksumType, ObjectAttributes};
 use base64::Engine as _;
