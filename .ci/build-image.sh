@@ -54,7 +54,8 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 image="s3-seed:$version"
 
 # This machine's toolchain of the version the Containerfile names.
-sysroot=$(rustc "+$rust_version" --print sysroot 2>/dev/null || rustc --print sysroot)
+sysroot=$(rustc "+$rust_version.0" --print sysroot 2>/dev/null || rustc "+$rust_version" --print sysroot 2>/dev/null ||
+  rustc --print sysroot)
 sysroot=$(readlink -f "$sysroot")
 rustc_id=$("$sysroot/bin/rustc" -vV)
 grep -q "^release: $rust_version\." <<<"$rustc_id" ||
