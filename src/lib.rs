@@ -9,8 +9,8 @@
 
 pub mod certs;
 pub mod cli;
+pub mod contract;
 pub mod inject;
-pub mod spec;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;

@@ -1,4 +1,4 @@
-//! Flags of `s3-seed sync`. Their env names come from [`crate::spec::env`],
+//! Flags of `s3-seed sync`. Their env names come from [`crate::contract::env`],
 //! the contract the webhook writes; tuning flags the webhook never sets use
 //! `S3_SEED_*` names of their own. [`SyncArgs::to_config`] turns them into the
 //! plain [`SyncConfig`] the sync component takes.
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::spec::{Endpoint, GlobList, S3Uri, env, parse_bool, parse_region};
+use crate::contract::{Endpoint, GlobList, S3Uri, env, parse_bool, parse_region};
 use crate::sync::SyncConfig;
 
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::spec::{Endpoint, GlobList, S3Uri};
+use crate::contract::{Endpoint, GlobList, S3Uri};
 
 /// Objects up to this size are "tiny": one GET into one small buffer.
 pub const TINY_OBJECT: u64 = 64 * 1024;

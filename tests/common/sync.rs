@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::{ResponseChecksumValidation, StalledStreamProtectionConfig};
-use s3_seed::spec::{S3Uri, env};
+use s3_seed::contract::{S3Uri, env};
 use s3_seed::sync::{SyncConfig, SyncError};
 use sha2::Digest as _;
 
