@@ -1,6 +1,7 @@
 //! The plain configuration of a sync: what the CLI (or a test) hands to
-//! [`super::run`] and [`super::build_client`]. No clap here; defaults live in
-//! [`SyncConfig::new`] so tests and the CLI agree on them.
+//! [`super::run`] and [`super::build_client`]. No clap here; the defaults are
+//! the `DEFAULT_*` constants below, which [`SyncConfig::new`] and the flags of
+//! `s3-seed sync` both use, so tests and the CLI agree on them.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,6 +12,21 @@ use crate::contract::{Endpoint, GlobList, S3Uri};
 pub const TINY_OBJECT: u64 = 64 * 1024;
 /// How much wider than `--concurrency` tiny objects are fetched.
 pub const TINY_FANOUT: usize = 8;
+
+/// Parallel GETs of large objects and ranges.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+/// Size of one ranged GET.
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// A body silent for this long is abandoned and retried.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries allowed in the whole run.
+pub const DEFAULT_RETRY_BUDGET: u32 = 100;
+/// Attempts of one request before it fails.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// First backoff step.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(200);
+/// Time between progress lines.
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Everything `s3-seed sync` needs besides the S3 client.
 #[derive(Debug, Clone)]
@@ -24,6 +40,8 @@ pub struct SyncConfig {
     pub endpoint: Option<Endpoint>,
     pub path_style: bool,
     pub region: Option<String>,
+    /// A PEM bundle of CAs trusted besides the system roots (`AWS_CA_BUNDLE`).
+    pub ca_bundle: Option<PathBuf>,
     /// Parallel GETs (objects and ranges together); also the number of buffers.
     pub concurrency: usize,
     /// Objects larger than this are fetched as ranges of this size.
@@ -54,13 +72,14 @@ impl SyncConfig {
             endpoint: None,
             path_style: false,
             region: None,
-            concurrency: 16,
-            part_size: 8 * 1024 * 1024,
-            stall_timeout: Duration::from_secs(30),
-            retry_budget: 100,
-            max_attempts: 8,
-            retry_base: Duration::from_millis(200),
-            progress_interval: Duration::from_secs(5),
+            ca_bundle: None,
+            concurrency: usize::from(DEFAULT_CONCURRENCY),
+            part_size: DEFAULT_PART_SIZE,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_base: DEFAULT_RETRY_BASE,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
             free_space_override: None,
         }
     }

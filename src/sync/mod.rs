@@ -12,7 +12,8 @@
 //! 6. fsync changed folders, prune, write the state file last.
 //!
 //! Tests and the demo call [`run`] with a client pointed at a local server;
-//! the binary goes through [`run_cli`].
+//! the binary's flags, summary line and exit codes live in `crate::cli`, which
+//! calls [`build_client`] and [`run`] like any other caller.
 
 pub mod composite;
 pub mod config;
@@ -33,7 +34,6 @@ pub mod summary;
 pub mod verify;
 
 use std::collections::BTreeSet;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -42,7 +42,6 @@ pub use error::SyncError;
 pub use s3::build_client;
 pub use summary::Summary;
 
-use crate::cli::{SummaryFormat, SyncArgs};
 use download::{Ctx, download_all, temp_name};
 use fsutil::Target;
 use keys::{Filters, RelPath};
@@ -200,34 +199,4 @@ fn finish(
     }
     target.clear_tmp();
     Ok(pruned)
-}
-
-/// Run `s3-seed sync` from parsed flags: print the summary line, write a
-/// one-line reason to the termination log on failure, map errors to the
-/// documented exit codes.
-pub async fn run_cli(args: SyncArgs) -> ExitCode {
-    let format = args.summary_format;
-    let termination_log = args.termination_log.clone();
-    let cfg = args.to_config();
-    let result = async {
-        let client = build_client(&cfg).await?;
-        run(&cfg, &client).await
-    }
-    .await;
-    match result {
-        Ok(summary) => {
-            match format {
-                SummaryFormat::Text => println!("{}", summary.text()),
-                SummaryFormat::Json => println!("{}", summary.json()),
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let line = format!("s3-seed sync failed: {e}").replace(['\n', '\r'], " ");
-            tracing::error!(exit_code = e.exit_code(), "{line}");
-            // Best effort: the file only exists (and is writable) in Kubernetes.
-            let _ = std::fs::write(&termination_log, format!("{line}\n"));
-            ExitCode::from(e.exit_code())
-        }
-    }
 }

@@ -4,7 +4,7 @@
 //!
 //! The client uses the AWS default chains (env keys, web identity/IRSA, EKS
 //! Pod Identity, profile, IMDS) for credentials and region, honours
-//! `AWS_ENDPOINT_URL`, `AWS_CA_BUNDLE` (added to the system roots) and
+//! `AWS_ENDPOINT_URL`, a CA bundle (`AWS_CA_BUNDLE`, added to the system roots) and
 //! `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY`. The SDK's own retries and stalled
 //! stream protection are off: [`super::retry`] and the stall timeout of the
 //! download workers handle both, with one budget.
@@ -39,7 +39,7 @@ pub const CA_BUNDLE_ENV: &str = "AWS_CA_BUNDLE";
 
 /// Build the S3 client for `cfg` (see the module docs for what is honoured).
 pub async fn build_client(cfg: &SyncConfig) -> Result<Client, SyncError> {
-    let http = http_client(std::env::var_os(CA_BUNDLE_ENV).map(std::path::PathBuf::from))?;
+    let http = http_client(cfg.ca_bundle.as_deref())?;
     let region = RegionProviderChain::first_try(cfg.region.clone().map(Region::new))
         .or_default_provider()
         .or_else(Region::from_static("us-east-1"));
@@ -67,11 +67,11 @@ pub async fn build_client(cfg: &SyncConfig) -> Result<Client, SyncError> {
 /// An HTTPS client trusting the system roots plus an optional PEM bundle,
 /// and routing through the proxy named by the environment.
 fn http_client(
-    ca_bundle: Option<std::path::PathBuf>,
+    ca_bundle: Option<&std::path::Path>,
 ) -> Result<aws_sdk_s3::config::SharedHttpClient, SyncError> {
     let mut trust = TrustStore::default();
     if let Some(path) = ca_bundle {
-        let pem = std::fs::read(&path)
+        let pem = std::fs::read(path)
             .map_err(|e| SyncError::Config(format!("{CA_BUNDLE_ENV} {}: {e}", path.display())))?;
         let certs = CertificateDer::pem_slice_iter(&pem)
             .collect::<Result<Vec<_>, _>>()
