@@ -11,6 +11,7 @@ pub mod certs;
 pub mod cli;
 pub mod contract;
 pub mod inject;
+pub mod s3;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;

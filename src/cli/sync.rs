@@ -12,11 +12,11 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::contract::{Endpoint, GlobList, S3Uri, env, parse_bool, parse_region};
+use crate::s3::CA_BUNDLE_ENV;
 use crate::sync::config::{
     DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RETRY_BUDGET,
     DEFAULT_STALL_TIMEOUT,
 };
-use crate::sync::s3::CA_BUNDLE_ENV;
 use crate::sync::{self, Summary, SyncConfig, SyncError};
 
 #[derive(Debug, Args)]

@@ -8,12 +8,13 @@
 //! never cross a part boundary: the CRCs of a part's ranges combine into the
 //! part's CRC, checked against what GetObjectAttributes lists for that part,
 //! and the part CRCs rebuild the composite value the HEAD sent. Everything
-//! here is pure; the request itself is [`super::s3::object_parts`].
+//! here is pure; the request itself is [`crate::s3::object_parts`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::verify::{CrcKind, Offered};
+use crate::s3::ObjectPart;
 
 /// A composite CRC offered by a HEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,20 @@ pub struct ListedPart {
     pub size: Option<i64>,
     /// Base64 CRC of the part, of the offer's kind.
     pub crc: Option<String>,
+}
+
+impl ListedPart {
+    /// A part as GetObjectAttributes listed it, with its CRC of `kind`.
+    pub fn of(part: ObjectPart, kind: CrcKind) -> Self {
+        Self {
+            number: part.number,
+            size: part.size,
+            crc: match kind {
+                CrcKind::Crc32c => part.crc32c,
+                _ => part.crc32,
+            },
+        }
+    }
 }
 
 /// A validated part: size and CRC.

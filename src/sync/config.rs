@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::contract::{Endpoint, GlobList, S3Uri};
+use crate::s3::ClientConfig;
 
 /// Objects up to this size are "tiny": one GET into one small buffer.
 pub const TINY_OBJECT: u64 = 64 * 1024;
@@ -81,6 +82,18 @@ impl SyncConfig {
             retry_base: DEFAULT_RETRY_BASE,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
             free_space_override: None,
+        }
+    }
+
+    /// The S3 client settings of this sync (credentials from the default chain).
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            read_timeout: self.stall_timeout,
+            ca_bundle: self.ca_bundle.clone(),
+            credentials: None,
         }
     }
 

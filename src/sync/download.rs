@@ -28,10 +28,9 @@ use super::plan::Download;
 use super::pool::BufferPool;
 use super::progress::Progress;
 use super::ranged;
-use super::retry::Retry;
-use super::s3;
 use super::state::Entry;
 use super::verify::Expected;
+use crate::s3::{self, Retry, S3Error};
 
 /// Times one object may be found replaced before the run gives up on it.
 pub const MAX_RESTARTS: u32 = 3;
@@ -150,7 +149,7 @@ async fn object(ctx: Arc<Ctx>, job: Download) -> Result<(RelPath, Entry), SyncEr
             Err(Fetch::Changed) if restarts < MAX_RESTARTS => {
                 restarts += 1;
                 let head = s3::head(&ctx.client, &ctx.bucket, key, None, &ctx.retry).await;
-                let head = head.map_err(|e| e.into_sync(&ctx.uri, key))?;
+                let head = head.map_err(|e| SyncError::s3(e, &ctx.uri, key))?;
                 tracing::warn!(old = ?version.etag, new = ?head.etag, "object replaced during download; restarting it");
                 version = Version {
                     etag: head.etag,
@@ -162,7 +161,7 @@ async fn object(ctx: Arc<Ctx>, job: Download) -> Result<(RelPath, Entry), SyncEr
                 mismatches += 1;
                 tracing::warn!(%reason, "checksum mismatch; downloading the object again");
             }
-            Err(Fetch::Changed) => return Err(s3::RequestError::Changed.into_sync(&ctx.uri, key)),
+            Err(Fetch::Changed) => return Err(SyncError::s3(S3Error::Changed, &ctx.uri, key)),
             Err(Fetch::Mismatch(reason)) => {
                 return Err(SyncError::Integrity {
                     key: key.to_owned(),

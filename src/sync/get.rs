@@ -15,8 +15,8 @@ use super::config::TINY_OBJECT;
 use super::download::{Ctx, Fetch, Version};
 use super::error::SyncError;
 use super::pool::PooledBuf;
-use super::retry::{Class, classify};
 use super::verify::{Expected, Hasher, Offered, expected};
+use crate::s3::{Class, classify};
 
 /// Which bytes one GET asks for.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +56,10 @@ pub async fn get_into(
             Err(Attempt::Stop(f)) => return Err(f),
             Err(Attempt::Transient(why)) => {
                 failures += 1;
-                ctx.retry.backoff(failures, key, &why).await?;
+                ctx.retry
+                    .backoff(failures, key, &why)
+                    .await
+                    .map_err(SyncError::from)?;
             }
         }
     }

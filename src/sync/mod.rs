@@ -3,7 +3,7 @@
 //! One run is a straight line, each step in its own module:
 //! 1. [`fsutil::Target::open`]: create/open the target and `.s3-seed/`, prove
 //!    it is writable (else a permission error naming uid, gid and fsGroup);
-//! 2. [`s3::list`]: one paginated ListObjectsV2 of the prefix;
+//! 2. [`crate::s3::list`]: one paginated ListObjectsV2 of the prefix;
 //! 3. [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
 //! 4. [`plan::plan`]: listing + [`state::State`] + local facts → skip /
 //!    download / clear / prune (pure);
@@ -27,8 +27,6 @@ mod pool;
 mod progress;
 mod ranged;
 mod resume;
-mod retry;
-pub mod s3;
 pub mod state;
 pub mod summary;
 pub mod verify;
@@ -39,16 +37,15 @@ use std::time::Instant;
 
 pub use config::SyncConfig;
 pub use error::SyncError;
-pub use s3::build_client;
 pub use summary::Summary;
 
+use crate::s3::{self, Retry};
 use download::{Ctx, download_all, temp_name};
 use fsutil::Target;
 use keys::{Filters, RelPath};
 use plan::{Plan, PlanInput};
 use pool::BufferPool;
 use progress::Progress;
-use retry::Retry;
 use state::State;
 
 /// Bring `cfg.target` up to date with `cfg.source` using `client`.
@@ -57,7 +54,16 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     let target = Arc::new(Target::open(&cfg.target)?);
     let retry = Retry::new(cfg.retry_budget, cfg.max_attempts, cfg.retry_base);
     let (bucket, prefix) = (cfg.source.bucket(), cfg.source.prefix());
-    let listed = s3::list(client, bucket, prefix, &retry).await?;
+    let uri = format!("s3://{bucket}/{prefix}");
+    let listed = s3::list(client, bucket, prefix, &retry)
+        .await
+        .map_err(|e| match e {
+            e @ s3::S3Error::GaveUp(_) => SyncError::Source {
+                uri: uri.clone(),
+                reason: e.to_string(),
+            },
+            e => SyncError::s3(e, &uri, ""),
+        })?;
     let listed_count = listed.len() as u64;
     let filters = Filters::new(cfg.include.compile(), cfg.exclude.compile());
     let wanted = keys::select(prefix, listed, &filters)?;
@@ -111,6 +117,12 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
         seconds,
         mb_per_s: bytes as f64 / 1e6 / seconds.max(1e-6),
     })
+}
+
+/// Build the S3 client for `cfg` (see [`crate::s3::client`]).
+pub async fn build_client(cfg: &SyncConfig) -> Result<aws_sdk_s3::Client, SyncError> {
+    let built = s3::build_client(&cfg.client_config()).await;
+    built.map_err(|e| SyncError::s3(e, &cfg.source.to_string(), ""))
 }
 
 fn make_plan(

@@ -30,8 +30,8 @@ use super::error::SyncError;
 use super::get::{Span, get_into};
 use super::keys::RelPath;
 use super::resume::Record;
-use super::s3::{self, RequestError};
-use super::verify::{CrcKind, Expected, check_crc};
+use super::verify::{CrcKind, Expected, Offered, check_crc, expected};
+use crate::s3::{self, S3Error};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -59,19 +59,20 @@ pub async fn fetch(
     .await;
     let head = match head {
         Ok(h) if h.size == version.size => h,
-        Ok(_) | Err(RequestError::Changed) => return Err(Fetch::Changed),
-        Err(e) => return Err(Fetch::Failed(e.into_sync(&ctx.uri, key))),
+        Ok(_) | Err(S3Error::Changed) => return Err(Fetch::Changed),
+        Err(e) => return Err(Fetch::Failed(SyncError::s3(e, &ctx.uri, key))),
     };
-    let upload = upload_parts(ctx, key, version, head.composite).await;
-    let plan = match (head.expected, &upload) {
+    let (head_expected, composite) = offered_checks(&head);
+    let upload = upload_parts(ctx, key, version, composite).await;
+    let plan = match (head_expected, &upload) {
         (Expected::Nothing(_), Some((offer, _))) => Expected::Crc(offer.kind, offer.value),
-        _ => head.expected,
+        _ => head_expected,
     };
     let tmp = temp_name(rel);
     let want = new_record(ctx, key, version, plan, upload.as_ref());
     let (file, record) = open(ctx, &tmp, want, version.etag.is_some()).await?;
     let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, plan).await?;
-    let checked = verify(ctx, &file, &record, &head.expected, upload.as_ref()).await;
+    let checked = verify(ctx, &file, &record, &head_expected, upload.as_ref()).await;
     let verified = match checked? {
         Ok(v) => v,
         Err(reason) => {
@@ -87,9 +88,20 @@ pub async fn fetch(
         verified,
         unverified_because: upload
             .is_none()
-            .then(|| unverified_reason(&head.expected))
+            .then(|| unverified_reason(&head_expected))
             .flatten(),
     })
+}
+
+/// What a HEAD lets us check: the strongest whole-object check, and a
+/// composite CRC when there is no such check (see [`composite`]).
+fn offered_checks(head: &s3::Head) -> (Expected, Option<composite::Offer>) {
+    let offered = Offered::of_head(head);
+    let expected = expected(offered);
+    let composite = matches!(expected, Expected::Nothing(_))
+        .then(|| composite::offered(offered))
+        .flatten();
+    (expected, composite)
 }
 
 /// The resume record a fresh download of this version starts from.
@@ -127,11 +139,12 @@ async fn upload_parts(
 ) -> Option<Upload> {
     let offer = offer?;
     let etag = version.etag.as_deref();
-    let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, offer.kind, &ctx.retry);
-    match listed
-        .await
-        .and_then(|l| composite::layout(&offer, version.size, &l))
-    {
+    let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, &ctx.retry).await;
+    let listed = listed.map_err(|e| e.to_string()).map(|parts| {
+        let listed = |p| composite::ListedPart::of(p, offer.kind);
+        parts.into_iter().map(listed).collect::<Vec<_>>()
+    });
+    match listed.and_then(|l| composite::layout(&offer, version.size, &l)) {
         Ok(parts) => Some((offer, parts)),
         Err(reason) => {
             tracing::info!(%reason, "no usable per-part checksums (GetObjectAttributes)");

@@ -19,6 +19,8 @@ use crc_fast::CrcAlgorithm;
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
+use crate::s3::Head;
+
 /// A full-object CRC S3 can return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -91,6 +93,20 @@ pub struct Offered<'a> {
     pub etag: Option<&'a str>,
     /// `x-amz-checksum-type`: `FULL_OBJECT` or `COMPOSITE`, when sent.
     pub checksum_type: Option<&'a str>,
+}
+
+impl<'a> Offered<'a> {
+    /// What a HEAD offered.
+    pub fn of_head(head: &'a Head) -> Self {
+        let sums = &head.checksums;
+        Self {
+            crc64nvme: sums.crc64nvme.as_deref(),
+            crc32c: sums.crc32c.as_deref(),
+            crc32: sums.crc32.as_deref(),
+            etag: head.etag.as_deref(),
+            checksum_type: sums.checksum_type.as_deref(),
+        }
+    }
 }
 
 /// Pick the strongest check S3 offered.
