@@ -20,13 +20,9 @@ pub mod config;
 mod download;
 pub mod error;
 pub mod fsutil;
-mod get;
 pub mod keys;
 pub mod plan;
-mod pool;
 mod progress;
-mod ranged;
-mod resume;
 pub mod state;
 pub mod summary;
 pub mod verify;
@@ -40,11 +36,11 @@ pub use error::SyncError;
 pub use summary::Summary;
 
 use crate::s3::{self, Retry};
+use download::pool::BufferPool;
 use download::{Ctx, download_all, temp_name};
 use fsutil::Target;
 use keys::{Filters, RelPath};
 use plan::{Plan, PlanInput};
-use pool::BufferPool;
 use progress::Progress;
 use state::State;
 
@@ -153,7 +149,7 @@ fn check_space(cfg: &SyncConfig, target: &Target, plan: &Plan) -> Result<(), Syn
         .iter()
         .map(|d| {
             let on_disk = d.object.etag.as_deref().and_then(|etag| {
-                resume::Record::peek(
+                download::resume::Record::peek(
                     target,
                     &temp_name(&d.rel),
                     &d.object.key,

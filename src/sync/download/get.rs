@@ -1,4 +1,6 @@
-//! One GET into a file: the request (`If-Match`, `Range` or `ChecksumMode`),
+//! One GET into a file, and a small object fetched with one GET.
+//!
+//! The GET: the request (`If-Match`, `Range` or `ChecksumMode`),
 //! the checks of Content-Length and Content-Range, the body streamed through a
 //! pooled buffer with a stall timeout on every chunk, hashed as it arrives and
 //! written at its offset on a blocking thread, and the retry loop around it.
@@ -11,12 +13,13 @@ use std::sync::Arc;
 use aws_sdk_s3::types::ChecksumMode;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use super::config::TINY_OBJECT;
-use super::download::{Ctx, Fetch, Version};
-use super::error::SyncError;
 use super::pool::PooledBuf;
-use super::verify::{Expected, Hasher, Offered, expected};
+use super::{Ctx, Fetch, Fetched, Version, sync_file, temp_name, unverified_reason};
 use crate::s3::{Class, classify};
+use crate::sync::config::TINY_OBJECT;
+use crate::sync::error::SyncError;
+use crate::sync::keys::RelPath;
+use crate::sync::verify::{Expected, Hasher, Offered, expected};
 
 /// Which bytes one GET asks for.
 #[derive(Debug, Clone, Copy)]
@@ -25,6 +28,37 @@ pub struct Span {
     pub len: u64,
     /// The whole object, without a Range header (and with ChecksumMode).
     pub whole: bool,
+}
+
+/// Objects up to `part_size`: one GET (checksums come with the response).
+pub async fn small(
+    ctx: &Ctx,
+    rel: &RelPath,
+    key: &str,
+    version: &Version,
+) -> Result<Fetched, Fetch> {
+    let tmp = temp_name(rel);
+    let file = Arc::new(ctx.target.create_temp(&tmp)?);
+    let range = Span {
+        start: 0,
+        len: version.size,
+        whole: true,
+    };
+    let (hasher, expected) = get_into(ctx, key, version, range, &file, None).await?;
+    let verified = match hasher.check(&expected) {
+        Ok(v) => v,
+        Err(reason) => {
+            ctx.target.remove_temp(&tmp);
+            return Err(Fetch::Mismatch(reason));
+        }
+    };
+    sync_file(ctx, &file, &tmp).await?;
+    Ok(Fetched {
+        tmp,
+        verified,
+        unverified_because: unverified_reason(&expected),
+        resume: None,
+    })
 }
 
 /// One GET attempt's failure.

@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::composite;
-use super::fsutil::Target;
-use super::verify::CrcKind;
+use crate::sync::composite;
+use crate::sync::fsutil::Target;
+use crate::sync::verify::CrcKind;
 
 /// What is already downloaded of one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@
 //! (MD5 cannot be combined). With only a composite CRC, GetObjectAttributes
 //! gives the upload's parts and the ranges are cut at their boundaries, so
 //! every part's CRC and the composite value can be checked
-//! ([`super::composite`]); without it the object stays unverified.
+//! ([`crate::sync::composite`]); without it the object stays unverified.
 //! Progress is checkpointed at most once a second: `fdatasync` of the file,
 //! then the resume record.
 
@@ -22,16 +22,14 @@ use md5::Digest as _;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use super::composite;
-use super::download::{
-    Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason,
-};
-use super::error::SyncError;
 use super::get::{Span, get_into};
-use super::keys::RelPath;
 use super::resume::Record;
-use super::verify::{CrcKind, Expected, Offered, check_crc, expected};
+use super::{Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason};
 use crate::s3::{self, S3Error};
+use crate::sync::composite;
+use crate::sync::error::SyncError;
+use crate::sync::keys::RelPath;
+use crate::sync::verify::{CrcKind, Expected, Offered, check_crc, expected};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
