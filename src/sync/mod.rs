@@ -1,7 +1,7 @@
 //! The init-container side: bring a directory up to date with an S3 prefix.
 //!
 //! One run is a straight line, each step in its own module:
-//! 1. [`fsutil::Target::open`]: create/open the target and `.s3-seed/`, prove
+//! 1. [`target::Target::open`]: create/open the target and `.s3-seed/`, prove
 //!    it is writable (else a permission error naming uid, gid and fsGroup);
 //! 2. [`crate::s3::list`]: one paginated ListObjectsV2 of the prefix;
 //! 3. [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
@@ -15,16 +15,16 @@
 //! the binary's flags, summary line and exit codes live in `crate::cli`, which
 //! calls [`build_client`] and [`run`] like any other caller.
 
-pub mod composite;
 pub mod config;
 mod download;
 pub mod error;
-pub mod fsutil;
 pub mod keys;
+pub mod parts;
 pub mod plan;
 mod progress;
 pub mod state;
 pub mod summary;
+pub mod target;
 pub mod verify;
 
 use std::collections::BTreeSet;
@@ -38,11 +38,11 @@ pub use summary::Summary;
 use crate::s3::{self, Retry};
 use download::pool::BufferPool;
 use download::{Ctx, download_all, temp_name};
-use fsutil::Target;
 use keys::{Filters, RelPath};
 use plan::{Plan, PlanInput};
 use progress::Progress;
 use state::State;
+use target::Target;
 
 /// Bring `cfg.target` up to date with `cfg.source` using `client`.
 pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summary, SyncError> {

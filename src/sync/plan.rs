@@ -20,9 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use super::error::SyncError;
-use super::fsutil::LocalFact;
 use super::keys::{Listed, RelPath, Wanted};
 use super::state::{Entry, State};
+use super::target::LocalFact;
 
 /// Everything the planner looks at.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::SyncError;
-use super::fsutil::Target;
+use super::target::Target;
 
 /// Version of the file layout; another value is ignored.
 pub const VERSION: u32 = 1;

@@ -6,7 +6,7 @@
 //! else the MD5 that the ETag of a single-part upload is. Composite checksums
 //! of multipart uploads and multipart ETags cannot be checked against
 //! whole-object bytes: a large object with a composite CRC32/CRC32C is checked
-//! part by part when the store lists its parts ([`super::composite`]); any
+//! part by part when the store lists its parts ([`super::parts`]); any
 //! other such object is counted and logged as unverified, never passed off
 //! as verified. A CRC is composite when its value ends in
 //! `-N`, when `x-amz-checksum-type` says `COMPOSITE`, or when that header is

@@ -68,14 +68,14 @@ enum Attempt {
 }
 
 /// GET `span` of `key` into `file` at its offset, with retries. The hash is
-/// of the kind `plan` says, or (when `None`) chosen from the response headers.
+/// of the kind `pinned` says, or (when `None`) chosen from the response headers.
 pub async fn get_into(
     ctx: &Ctx,
     key: &str,
     version: &Version,
     span: Span,
     file: &Arc<File>,
-    plan: Option<Expected>,
+    pinned: Option<Expected>,
 ) -> Result<(Hasher, Expected), Fetch> {
     let mut failures = 0;
     loop {
@@ -83,7 +83,7 @@ pub async fn get_into(
             let tiny = span.whole && version.size <= TINY_OBJECT;
             let pool = if tiny { &ctx.tiny_pool } else { &ctx.pool };
             let mut buf = pool.acquire().await;
-            attempt(ctx, key, version, span, file, plan, &mut buf).await
+            attempt(ctx, key, version, span, file, pinned, &mut buf).await
         };
         match result {
             Ok(done) => return Ok(done),
@@ -105,7 +105,7 @@ async fn attempt(
     version: &Version,
     span: Span,
     file: &Arc<File>,
-    plan: Option<Expected>,
+    pinned: Option<Expected>,
     buf: &mut PooledBuf<'_>,
 ) -> Result<(Hasher, Expected), Attempt> {
     let mut req = ctx
@@ -128,7 +128,7 @@ async fn attempt(
         .await
         .map_err(|e| request_failed(ctx, key, &classify(&e)))?;
     check_lengths(&out, span, version)?;
-    let expected = plan.unwrap_or_else(|| {
+    let expected = pinned.unwrap_or_else(|| {
         expected(Offered {
             crc64nvme: out.checksum_crc64_nvme(),
             crc32c: out.checksum_crc32_c(),

@@ -36,11 +36,11 @@ pub(super) mod resume;
 
 use crate::s3::{self, Retry, S3Error};
 use crate::sync::error::SyncError;
-use crate::sync::fsutil::{LocalFact, Target};
 use crate::sync::keys::RelPath;
 use crate::sync::plan::Download;
 use crate::sync::progress::Progress;
 use crate::sync::state::Entry;
+use crate::sync::target::{LocalFact, Target};
 use crate::sync::verify::Expected;
 use pool::BufferPool;
 

@@ -9,7 +9,7 @@
 //! (MD5 cannot be combined). With only a composite CRC, GetObjectAttributes
 //! gives the upload's parts and the ranges are cut at their boundaries, so
 //! every part's CRC and the composite value can be checked
-//! ([`crate::sync::composite`]); without it the object stays unverified.
+//! ([`crate::sync::parts`]); without it the object stays unverified.
 //! Progress is checkpointed at most once a second: `fdatasync` of the file,
 //! then the resume record.
 
@@ -26,9 +26,9 @@ use super::get::{Span, get_into};
 use super::resume::Record;
 use super::{Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason};
 use crate::s3::{self, S3Error};
-use crate::sync::composite;
 use crate::sync::error::SyncError;
 use crate::sync::keys::RelPath;
+use crate::sync::parts;
 use crate::sync::verify::{CrcKind, Expected, Offered, check_crc, expected};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -62,14 +62,14 @@ pub async fn fetch(
     };
     let (head_expected, composite) = offered_checks(&head);
     let upload = upload_parts(ctx, key, version, composite).await;
-    let plan = match (head_expected, &upload) {
+    let checksum = match (head_expected, &upload) {
         (Expected::Nothing(_), Some((offer, _))) => Expected::Crc(offer.kind, offer.value),
         _ => head_expected,
     };
     let tmp = temp_name(rel);
-    let want = new_record(ctx, key, version, plan, upload.as_ref());
+    let want = new_record(ctx, key, version, checksum, upload.as_ref());
     let (file, record) = open(ctx, &tmp, want, version.etag.is_some()).await?;
-    let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, plan).await?;
+    let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, checksum).await?;
     let checked = verify(ctx, &file, &record, &head_expected, upload.as_ref()).await;
     let verified = match checked? {
         Ok(v) => v,
@@ -93,11 +93,11 @@ pub async fn fetch(
 
 /// What a HEAD lets us check: the strongest whole-object check, and a
 /// composite CRC when there is no such check (see [`composite`]).
-fn offered_checks(head: &s3::Head) -> (Expected, Option<composite::Offer>) {
+fn offered_checks(head: &s3::Head) -> (Expected, Option<parts::Offer>) {
     let offered = Offered::of_head(head);
     let expected = expected(offered);
     let composite = matches!(expected, Expected::Nothing(_))
-        .then(|| composite::offered(offered))
+        .then(|| parts::offered(offered))
         .flatten();
     (expected, composite)
 }
@@ -107,7 +107,7 @@ fn new_record(
     ctx: &Ctx,
     key: &str,
     version: &Version,
-    plan: Expected,
+    checksum: Expected,
     upload: Option<&Upload>,
 ) -> Record {
     Record {
@@ -115,7 +115,7 @@ fn new_record(
         etag: version.etag.clone().unwrap_or_default(),
         size: version.size,
         part_size: ctx.part_size,
-        crc: match plan {
+        crc: match checksum {
             Expected::Crc(kind, _) => Some(kind),
             _ => None,
         },
@@ -125,7 +125,7 @@ fn new_record(
 }
 
 /// A composite CRC and the upload parts it covers.
-type Upload = (composite::Offer, Vec<composite::Part>);
+type Upload = (parts::Offer, Vec<parts::Part>);
 
 /// The upload's parts when the HEAD offered only a composite CRC and
 /// GetObjectAttributes lists them usably; `None` (logged) otherwise.
@@ -133,16 +133,16 @@ async fn upload_parts(
     ctx: &Ctx,
     key: &str,
     version: &Version,
-    offer: Option<composite::Offer>,
+    offer: Option<parts::Offer>,
 ) -> Option<Upload> {
     let offer = offer?;
     let etag = version.etag.as_deref();
     let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, &ctx.retry).await;
     let listed = listed.map_err(|e| e.to_string()).map(|parts| {
-        let listed = |p| composite::ListedPart::of(p, offer.kind);
+        let listed = |p| parts::ListedPart::of(p, offer.kind);
         parts.into_iter().map(listed).collect::<Vec<_>>()
     });
-    match listed.and_then(|l| composite::layout(&offer, version.size, &l)) {
+    match listed.and_then(|l| parts::layout(&offer, version.size, &l)) {
         Ok(parts) => Some((offer, parts)),
         Err(reason) => {
             tracing::info!(%reason, "no usable per-part checksums (GetObjectAttributes)");
@@ -153,8 +153,8 @@ async fn upload_parts(
 
 /// Check every upload part and the composite CRC from the range CRCs.
 fn composite_check(
-    offer: &composite::Offer,
-    parts: &[composite::Part],
+    offer: &parts::Offer,
+    parts: &[parts::Part],
     record: &Record,
 ) -> Result<Option<&'static str>, String> {
     let ranges = record.ranges();
@@ -162,7 +162,7 @@ fn composite_check(
         .map(|i| record.done.get(&i).copied())
         .collect();
     let crcs = crcs.ok_or("a range is missing from the download record")?;
-    composite::check(offer, parts, &ranges, &crcs).map(Some)
+    parts::check(offer, parts, &ranges, &crcs).map(Some)
 }
 
 /// Reopen a resumable part file, or create and preallocate a fresh one.
@@ -224,7 +224,7 @@ async fn fetch_parts(
         last: Instant::now(),
         busy: false,
     }));
-    let plan = match expected {
+    let per_range = match expected {
         Expected::Crc(..) => expected,
         _ => Expected::Nothing("hashed after download"),
     };
@@ -240,7 +240,8 @@ async fn fetch_parts(
                     len,
                     whole: false,
                 };
-                let (hasher, _) = get_into(&ctx, &key, &version, span, &file, Some(plan)).await?;
+                let (hasher, _) =
+                    get_into(&ctx, &key, &version, span, &file, Some(per_range)).await?;
                 lock(&tracker)
                     .record
                     .done

@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::sync::composite;
-use crate::sync::fsutil::Target;
+use crate::sync::parts;
+use crate::sync::target::Target;
 use crate::sync::verify::CrcKind;
 
 /// What is already downloaded of one object.
@@ -64,7 +64,7 @@ impl Record {
 
     /// Offset and length of every range, in order.
     pub fn ranges(&self) -> Vec<(u64, u64)> {
-        composite::ranges(self.size, self.part_size, &self.upload_parts)
+        parts::ranges(self.size, self.part_size, &self.upload_parts)
     }
 
     /// Number of ranges of the object.

@@ -1,5 +1,5 @@
-//! Composite (per-part) CRCs of multipart uploads, and the range plan that
-//! lets s3-seed check them.
+//! The range layout of every ranged download ([`ranges`]), and the composite
+//! (per-part) CRCs of multipart uploads that the layout lets s3-seed check.
 //!
 //! S3 stores, for a multipart upload with CRC32 or CRC32C, one CRC per part
 //! and reports `base64(CRC(part CRCs as big-endian bytes))-N` as the object's
