@@ -17,6 +17,6 @@ pub mod retry;
 
 pub use client::{CA_BUNDLE_ENV, ClientConfig, StaticCredentials, build_client};
 pub use error::{GaveUp, S3Error};
-pub use list::{Listed, list};
+pub use list::{Listed, VersionToken, list};
 pub use object::{Checksums, Head, ObjectPart, head, object_parts};
 pub use retry::{Class, Retry, classify, with_retry};

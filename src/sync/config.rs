@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::source::SourceSpec;
 use crate::contract::{Endpoint, GlobList, S3Uri};
 use crate::s3::ClientConfig;
 
@@ -82,6 +83,15 @@ impl SyncConfig {
             retry_base: DEFAULT_RETRY_BASE,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
             free_space_override: None,
+        }
+    }
+
+    /// The source and its filters.
+    pub fn source_spec(&self) -> SourceSpec {
+        SourceSpec {
+            uri: self.source.clone(),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
         }
     }
 

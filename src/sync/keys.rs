@@ -20,7 +20,7 @@ use std::fmt;
 use glob::{MatchOptions, Pattern};
 
 use super::error::SyncError;
-pub use crate::s3::Listed;
+pub use crate::s3::{Listed, VersionToken};
 
 /// s3-seed's own folder inside the target; no key may map into it.
 pub const RESERVED: &str = ".s3-seed";

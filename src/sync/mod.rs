@@ -3,13 +3,13 @@
 //! One run is a straight line, each step in its own module:
 //! 1. [`target::Target::open`]: create/open the target and `.s3-seed/`, prove
 //!    it is writable (else a permission error naming uid, gid and fsGroup);
-//! 2. [`crate::s3::list`]: one paginated ListObjectsV2 of the prefix;
-//! 3. [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
-//! 4. [`plan::plan`]: listing + [`state::State`] + local facts → skip /
+//! 2. [`source::select`]: one paginated ListObjectsV2 of the prefix, then
+//!    [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
+//! 3. [`plan::plan`]: listing + [`state::State`] + local facts → skip /
 //!    download / clear / prune (pure);
-//! 5. free-space check, then [`download::download_all`]: bounded parallel
+//! 4. free-space check, then [`download::download_all`]: bounded parallel
 //!    GETs into temporary files, verified, fsynced and renamed into place;
-//! 6. fsync changed folders, prune, write the state file last.
+//! 5. fsync changed folders, prune, write the state file last.
 //!
 //! Tests and the demo call [`run`] with a client pointed at a local server;
 //! the binary's flags, summary line and exit codes live in `crate::cli`, which
@@ -22,6 +22,7 @@ pub mod keys;
 pub mod parts;
 pub mod plan;
 mod progress;
+pub mod source;
 pub mod state;
 pub mod summary;
 pub mod target;
@@ -38,7 +39,7 @@ pub use summary::Summary;
 use crate::s3::{self, Retry};
 use download::pool::BufferPool;
 use download::{Ctx, download_all, temp_name};
-use keys::{Filters, RelPath};
+use keys::RelPath;
 use plan::{Plan, PlanInput};
 use progress::Progress;
 use state::State;
@@ -49,23 +50,10 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     let started = Instant::now();
     let target = Arc::new(Target::open(&cfg.target)?);
     let retry = Retry::new(cfg.retry_budget, cfg.max_attempts, cfg.retry_base);
-    let (bucket, prefix) = (cfg.source.bucket(), cfg.source.prefix());
-    let uri = format!("s3://{bucket}/{prefix}");
-    let listed = s3::list(client, bucket, prefix, &retry)
-        .await
-        .map_err(|e| match e {
-            e @ s3::S3Error::GaveUp(_) => SyncError::Source {
-                uri: uri.clone(),
-                reason: e.to_string(),
-            },
-            e => SyncError::s3(e, &uri, ""),
-        })?;
-    let listed_count = listed.len() as u64;
-    let filters = Filters::new(cfg.include.compile(), cfg.exclude.compile());
-    let wanted = keys::select(prefix, listed, &filters)?;
+    let selection = source::select(client, &cfg.source_spec(), &retry).await?;
     let previous = State::load(&target);
     let source = cfg.source.to_string();
-    let plan = make_plan(cfg, &target, &source, wanted, previous.as_ref())?;
+    let plan = make_plan(cfg, &target, &source, selection.wanted, previous.as_ref())?;
     check_space(cfg, &target, &plan)?;
     for rel in &plan.clear_first {
         target.remove_placed(rel)?;
@@ -74,7 +62,7 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     let progress = Arc::new(Progress::new(total, plan.download.len() as u64));
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        bucket: bucket.to_owned(),
+        bucket: cfg.source.bucket().to_owned(),
         uri: source.clone(),
         target: Arc::clone(&target),
         retry,
@@ -103,7 +91,7 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     let seconds = started.elapsed().as_secs_f64();
     let bytes = progress.bytes();
     Ok(Summary {
-        listed: listed_count,
+        listed: selection.listed,
         skipped: plan.skip.len() as u64,
         downloaded: downloaded.len() as u64,
         verified,
