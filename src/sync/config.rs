@@ -31,7 +31,7 @@ pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(200);
 pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Everything `s3-seed sync` needs besides the S3 client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncConfig {
     pub source: S3Uri,
     pub target: PathBuf,
