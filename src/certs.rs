@@ -35,7 +35,7 @@ pub struct CertsConfig {
 #[derive(Debug, Error)]
 pub enum CertsError {
     #[error("--service and --namespace must be DNS labels: {0}")]
-    Name(#[from] crate::spec::ValueError),
+    Name(#[from] crate::contract::ValueError),
     #[error("--days must be between 1 and 3650 (got {0})")]
     Days(u32),
     #[error("certificate generation failed: {0}")]
@@ -129,8 +129,8 @@ fn san(s: &str) -> Result<SanType, rcgen::Error> {
 /// Generate and write `ca.crt`, `ca.key`, `tls.crt`, `tls.key` into
 /// `config.out`; returns the base64 caBundle.
 pub fn run(config: &CertsConfig) -> Result<String, CertsError> {
-    crate::spec::parse_k8s_name(&config.service, false)?;
-    crate::spec::parse_k8s_name(&config.namespace, false)?;
+    crate::contract::parse_k8s_name(&config.service, false)?;
+    crate::contract::parse_k8s_name(&config.namespace, false)?;
     let certs = generate(
         &service_dns_names(&config.service, &config.namespace),
         config.days,

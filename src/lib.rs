@@ -9,8 +9,9 @@
 
 pub mod certs;
 pub mod cli;
+pub mod contract;
 pub mod inject;
-pub mod spec;
+pub mod s3;
 pub mod sync;
 pub mod telemetry;
 pub mod webhook;

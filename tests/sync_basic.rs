@@ -29,7 +29,7 @@ async fn cold_then_warm_sync() {
     let target = tempfile::tempdir().unwrap();
     let cfg = config(&s3, "models/", target.path());
 
-    let cold = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let cold = sync::run(&cfg, &client(&s3).await).await.unwrap();
     let names: Vec<String> = (0..5).map(|i| format!("cfg/{i}.json")).collect();
     let mut want: Vec<(&str, &[u8])> = vec![("big.bin", &big)];
     want.extend(
@@ -59,7 +59,7 @@ async fn cold_then_warm_sync() {
     assert_eq!((counts.ranged_gets, counts.get_bytes), (13, total as u64));
 
     s3.reset_counts();
-    let warm = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let warm = sync::run(&cfg, &client(&s3).await).await.unwrap();
     expect_ops(&s3, &[("ListObjectsV2", 1)], "a warm sync is one LIST");
     assert_eq!((warm.skipped, warm.downloaded, warm.bytes), (8, 0, 0));
     expect_tree(target.path(), &want);
@@ -72,10 +72,10 @@ async fn changed_object_of_same_size_is_downloaded_again() {
     s3.put_with_checksum("p/b", b"unchanged", Crc32).await;
     let target = tempfile::tempdir().unwrap();
     let cfg = config(&s3, "p/", target.path());
-    sync::run(&cfg, &client(&s3)).await.unwrap();
+    sync::run(&cfg, &client(&s3).await).await.unwrap();
     s3.put_with_checksum("p/a", b"version-2", Crc32).await;
     s3.reset_counts();
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!((s.downloaded, s.skipped), (1, 1));
     expect_ops(&s3, &[("ListObjectsV2", 1), ("GetObject", 1)], "one GET");
     assert_eq!(s3.requests()[1].key.as_deref(), Some("p/a"));
@@ -88,10 +88,10 @@ async fn a_locally_modified_file_is_restored() {
     s3.put_with_checksum("p/a", b"from s3", Crc32).await;
     let target = tempfile::tempdir().unwrap();
     let cfg = config(&s3, "p/", target.path());
-    sync::run(&cfg, &client(&s3)).await.unwrap();
+    sync::run(&cfg, &client(&s3).await).await.unwrap();
     std::fs::write(target.path().join("a"), b"tampered").unwrap();
     s3.reset_counts();
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!(s.downloaded, 1);
     expect_ops(&s3, &[("ListObjectsV2", 1), ("GetObject", 1)], "refetched");
     expect_tree(target.path(), &[("a", b"from s3")]);
@@ -105,14 +105,14 @@ async fn deleted_objects_are_pruned_and_users_files_kept() {
     s3.put("p/gone-too", b"g").await;
     let target = tempfile::tempdir().unwrap();
     let mut cfg = config(&s3, "p/", target.path());
-    sync::run(&cfg, &client(&s3)).await.unwrap();
+    sync::run(&cfg, &client(&s3).await).await.unwrap();
     std::fs::write(target.path().join("mine.txt"), b"user data").unwrap();
     std::fs::write(target.path().join("d/mine-too"), b"user data").unwrap();
     s3.delete("p/d/gone").await;
     s3.delete("p/gone-too").await;
 
     cfg.prune = false;
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!(s.pruned, 0);
     let everything: [(&str, &[u8]); 5] = [
         ("d/gone", b"g"),
@@ -124,7 +124,7 @@ async fn deleted_objects_are_pruned_and_users_files_kept() {
     expect_tree(target.path(), &everything);
 
     cfg.prune = true;
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!(
         s.pruned, 2,
         "entries kept by --no-prune are still s3-seed's to prune"
@@ -149,7 +149,7 @@ async fn include_and_exclude_globs() {
     let mut cfg = config(&s3, "p/", target.path());
     cfg.include = "**/*.bin".parse().unwrap();
     cfg.exclude = "sub/deep/**".parse().unwrap();
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!((s.listed, s.downloaded), (4, 2));
     expect_tree(
         target.path(),
@@ -171,12 +171,12 @@ async fn single_object_source() {
     s3.put("models/big.bin.sha256", b"sum").await;
     let target = tempfile::tempdir().unwrap();
     let cfg = config(&s3, "models/big.bin", target.path());
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!(s.downloaded, 1);
     expect_tree(target.path(), &[("big.bin", b"weights")]);
 
     s3.list_extra("models/big.bin/oops", 1);
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     let conflict = "\"models/big.bin\" is both a file and a folder prefix";
     expect_failure(&err, 5, &[conflict]);
 }
@@ -197,7 +197,7 @@ async fn hostile_keys_fail_the_run_before_any_download() {
         s3.clear_list_extra();
         s3.list_extra(key, 3);
         s3.reset_counts();
-        let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+        let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
         assert!(matches!(err, SyncError::HostileKey { .. }), "{key}: {err}");
         expect_failure(&err, 5, &[&format!("{key:?}")]);
         expect_ops(
@@ -217,7 +217,7 @@ async fn file_and_folder_conflict_is_a_clear_error() {
     // s3s-fs stores keys as files, so the child key only exists in the listing
     s3.list_extra("p/x/y", 5);
     let target = tempfile::tempdir().unwrap();
-    let err = sync::run(&config(&s3, "p/", target.path()), &client(&s3))
+    let err = sync::run(&config(&s3, "p/", target.path()), &client(&s3).await)
         .await
         .unwrap_err();
     assert_eq!(
@@ -238,12 +238,12 @@ async fn planted_symlinks_are_never_followed() {
     let cfg = config(&s3, "p/", target.path());
 
     symlink(outside.path().join("victim"), target.path().join("secret")).unwrap();
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     expect_failure(&err, 5, &["secret is a symlink where a file must go"]);
 
     std::fs::remove_file(target.path().join("secret")).unwrap();
     symlink(outside.path(), target.path().join("dir")).unwrap();
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     expect_failure(&err, 5, &["dir is a symlink where a folder must be"]);
 
     expect_tree(outside.path(), &[("victim", b"precious")]);
@@ -261,7 +261,7 @@ async fn not_enough_disk_space_fails_before_any_get() {
     let target = tempfile::tempdir().unwrap();
     let mut cfg = config(&s3, "p/", target.path());
     cfg.free_space_override = Some(1000);
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     let target = target.path().display().to_string();
     expect_failure(&err, 6, &["need 300000 bytes", "1000 bytes free", &target]);
     expect_ops(&s3, &[("ListObjectsV2", 1)], "checked before any GET");
@@ -302,7 +302,7 @@ async fn composite_checksums_of_multipart_objects_are_not_taken_for_full_ones() 
         s3.report_crc32(&key, &crc32, checksum_type);
         let target = tempfile::tempdir().unwrap();
         let cfg = config(&s3, &format!("{name}/"), target.path());
-        let s = sync::run(&cfg, &client(&s3)).await;
+        let s = sync::run(&cfg, &client(&s3).await).await;
         let s = s.unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!((s.verified, s.unverified), (verified, unverified), "{name}");
         expect_tree(target.path(), &[("big", &body)]);

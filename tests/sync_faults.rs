@@ -22,7 +22,7 @@ async fn object_replaced_during_ranged_download_restarts_on_412() {
     let target = tempfile::tempdir().unwrap();
     let mut cfg = config(&s3, "p/", target.path());
     cfg.concurrency = 2;
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!(s.downloaded, 1);
     expect_tree(target.path(), &[("big", &v2)]);
     assert_eq!(
@@ -43,7 +43,7 @@ async fn object_replaced_during_ranged_download_restarts_on_412() {
 
     // the state records the new version: a warm run fetches nothing
     s3.reset_counts();
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!(s.skipped, 1);
     expect_ops(&s3, &[("ListObjectsV2", 1)], "warm after the restart");
 }
@@ -69,7 +69,7 @@ async fn transient_faults_are_retried() {
     let mut cfg = config(&s3, "p/", target.path());
     cfg.stall_timeout = Duration::from_millis(500);
     let started = Instant::now();
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     expect_tree(target.path(), &[("big", &big), ("small", &small)]);
     assert_eq!((s.verified, s.unverified), (2, 0));
     assert_eq!(s3.faults_pending(), 0, "every fault was hit");
@@ -94,7 +94,7 @@ async fn a_dead_source_fails_within_the_retry_budget() {
     let target = tempfile::tempdir().unwrap();
     let mut cfg = config(&s3, "p/", target.path());
     cfg.retry_budget = 3;
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     expect_failure(&err, 9, &["\"p/a\"", "budget"]);
     expect_ops(
         &s3,
@@ -115,7 +115,7 @@ async fn corrupted_bytes_are_caught_by_md5_and_refetched_once() {
     let cfg = config(&s3, "p/", target.path());
     // corrupted once: refetched and fine
     s3.inject(Rule::new(Fault::Corrupt).op("GetObject"));
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!((s.verified, s.downloaded), (2, 2));
     assert_eq!(s3.counts().faults, 1);
     expect_tree(target.path(), &[("big-raw", &big_raw), ("raw", raw)]);
@@ -124,7 +124,7 @@ async fn corrupted_bytes_are_caught_by_md5_and_refetched_once() {
     std::fs::remove_file(target.path().join("big-raw")).unwrap();
     let always = Rule::new(Fault::Corrupt).op("GetObject").key("p/big-raw");
     s3.inject(always.times(u32::MAX));
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     assert!(
         matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big-raw"),
         "{err}"
@@ -167,7 +167,7 @@ async fn a_full_filesystem_fails_early_or_cleanly() {
     s3.put_with_checksum("p/a", &data(6, 1_500_000), Crc32)
         .await;
     let cfg = config(&s3, "p/", fs.0.path());
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     assert!(
         matches!(
             err,
@@ -183,7 +183,7 @@ async fn a_full_filesystem_fails_early_or_cleanly() {
     // lie about the free space: the write itself hits ENOSPC
     let mut cfg = cfg;
     cfg.free_space_override = Some(u64::MAX);
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     expect_failure(&err, 6, &["disk full"]);
     assert!(tree(fs.0.path()).is_empty(), "no partial file is visible");
 }

@@ -79,7 +79,7 @@ async fn killed_mid_download_then_rerun_resumes() {
     s3.reset_counts();
     let mut cfg = config(&s3, "p/", target.path());
     cfg.concurrency = 2;
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     let files = tree(target.path());
     assert_eq!(
         files["big"],

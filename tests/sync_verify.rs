@@ -57,7 +57,7 @@ async fn composite_crc32_objects_are_verified_part_by_part() {
         s3.reset_counts();
         let target = tempfile::tempdir().unwrap();
         let cfg = config_1mib(&s3, &format!("{name}/"), target.path());
-        let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+        let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
         assert_eq!((s.verified, s.unverified), (1, 0), "{name}");
         expect_tree(target.path(), &[("big", &body)]);
         let state = std::fs::read(target.path().join(".s3-seed/state.json")).unwrap();
@@ -86,14 +86,14 @@ async fn a_corrupted_part_is_refetched_once_then_fails_naming_key_and_part() {
     let target = tempfile::tempdir().unwrap();
     let cfg = config_1mib(&s3, "p/", target.path());
     s3.inject(Rule::new(Fault::Corrupt).op("GetObject").ranged(true));
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!((s.verified, s3.counts().faults), (1, 1), "refetched once");
     expect_tree(target.path(), &[("big", &body)]);
 
     std::fs::remove_file(target.path().join("big")).unwrap();
     let always = Rule::new(Fault::Corrupt).op("GetObject").key("p/big");
     s3.inject(always.ranged(true).times(u32::MAX));
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     assert!(
         matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big"),
         "{err}"
@@ -118,7 +118,7 @@ async fn without_get_object_attributes_the_file_is_installed_unverified() {
         let refuse = Rule::new(Fault::Error { status, code }).op("GetObjectAttributes");
         s3.inject(refuse.times(u32::MAX));
         let target = tempfile::tempdir().unwrap();
-        let s = sync::run(&config_1mib(&s3, "p/", target.path()), &client(&s3)).await;
+        let s = sync::run(&config_1mib(&s3, "p/", target.path()), &client(&s3).await).await;
         let s = s.unwrap_or_else(|e| panic!("{code}: {e}"));
         assert_eq!((s.verified, s.unverified), (0, 1), "{code}");
         expect_tree(target.path(), &[("big", &body)]);
@@ -136,7 +136,7 @@ async fn a_throttled_get_object_attributes_is_retried() {
     s3.reset_counts();
     s3.inject(Rule::new(Fault::slow_down()).op("GetObjectAttributes"));
     let target = tempfile::tempdir().unwrap();
-    let s = sync::run(&config_1mib(&s3, "p/", target.path()), &client(&s3)).await;
+    let s = sync::run(&config_1mib(&s3, "p/", target.path()), &client(&s3).await).await;
     assert_eq!((s.unwrap().verified, s3.counts().faults), (1, 1));
     expect_tree(target.path(), &[("big", &body)]);
     assert_eq!(
@@ -182,7 +182,7 @@ async fn an_interrupted_composite_download_resumes_and_verifies() {
         code: "AccessDenied",
     };
     s3.inject(Rule::new(denied).op("GetObject").times(u32::MAX));
-    let err = sync::run(&cfg, &client(&s3)).await.unwrap_err();
+    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     assert!(err.to_string().contains("p/big"), "{err}");
     let (done, split) = resume_record(target.path()).await;
     assert!(
@@ -192,7 +192,7 @@ async fn an_interrupted_composite_download_resumes_and_verifies() {
 
     s3.clear_faults();
     s3.reset_counts();
-    let s = sync::run(&cfg, &client(&s3)).await.unwrap();
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
     assert_eq!(
         (s.verified, s.unverified),
         (1, 0),

@@ -217,7 +217,7 @@ const PLACES: [&str; 10] = [
 
 fn annotation_key() -> impl Strategy<Value = String> {
     prop_oneof![
-        6 => prop::sample::select(s3_seed::spec::INPUT_KEYS.to_vec()).prop_map(str::to_owned),
+        6 => prop::sample::select(s3_seed::contract::INPUT_KEYS.to_vec()).prop_map(str::to_owned),
         1 => "s3-seed\\.io/[a-z-]{0,12}",
         1 => "[a-z./-]{1,20}",
     ]
@@ -306,7 +306,7 @@ proptest! {
         }
         let unknown: BTreeMap<_, _> = annotations
             .iter()
-            .filter(|(k, _)| k.starts_with("s3-seed.io/") && !s3_seed::spec::INPUT_KEYS.contains(&k.as_str()) && *k != "s3-seed.io/status")
+            .filter(|(k, _)| k.starts_with("s3-seed.io/") && !s3_seed::contract::INPUT_KEYS.contains(&k.as_str()) && *k != "s3-seed.io/status")
             .collect();
         if !unknown.is_empty() {
             prop_assert_eq!(&resp["allowed"], false, "unknown keys must be denied: {:?}", unknown);

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::spec::env;
+use crate::contract::env;
 use crate::telemetry::{self, LogFormat};
 
 /// Fill Kubernetes StatefulSet volumes from S3 before the application starts.

@@ -1,7 +1,9 @@
-//! Flags of `s3-seed sync`. Their env names come from [`crate::spec::env`],
+//! Flags of `s3-seed sync`. Their env names come from [`crate::contract::env`],
 //! the contract the webhook writes; tuning flags the webhook never sets use
-//! `S3_SEED_*` names of their own. [`SyncArgs::to_config`] turns them into the
-//! plain [`SyncConfig`] the sync component takes.
+//! `S3_SEED_*` names of their own; defaults are the `DEFAULT_*` constants of
+//! [`crate::sync::config`]. [`SyncArgs::to_config`] turns them into the plain
+//! [`SyncConfig`] the sync component takes, and [`run`] does the CLI's part
+//! of a run: the summary line, the termination log and the exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +11,13 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
-use crate::spec::{Endpoint, GlobList, S3Uri, env, parse_bool, parse_region};
-use crate::sync::SyncConfig;
+use crate::contract::{Endpoint, GlobList, S3Uri, env, parse_bool, parse_region};
+use crate::s3::CA_BUNDLE_ENV;
+use crate::sync::config::{
+    DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RETRY_BUDGET,
+    DEFAULT_STALL_TIMEOUT,
+};
+use crate::sync::{self, Summary, SyncConfig, SyncError};
 
 #[derive(Debug, Args)]
 pub struct SyncArgs {
@@ -46,24 +53,30 @@ pub struct SyncArgs {
     #[arg(long, env = env::REGION, value_parser = parse_region)]
     pub region: Option<String>,
 
+    /// PEM file of CAs to trust besides the system roots (for a store with a private CA).
+    // An OsString, not a PathBuf: an empty value must reach the client and
+    // fail there with exit code 3, as it did before it became a flag.
+    #[arg(long, env = CA_BUNDLE_ENV, value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub ca_bundle: Option<std::ffi::OsString>,
+
     /// Parallel GETs of large objects and ranges; objects of 64 KiB or less go 8 times wider.
-    #[arg(long, env = env::CONCURRENCY, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
+    #[arg(long, env = env::CONCURRENCY, default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=512))]
     pub concurrency: u16,
 
     /// Size of one ranged GET for large objects, e.g. 8MiB (64KiB to 5GiB).
-    #[arg(long, env = env::PART_SIZE, default_value = "8MiB", value_parser = parse_part_size)]
+    #[arg(long, env = env::PART_SIZE, default_value_t = bytesize::ByteSize::b(DEFAULT_PART_SIZE), value_parser = parse_part_size)]
     pub part_size: bytesize::ByteSize,
 
     /// Seconds a response body may deliver nothing before the request is retried.
-    #[arg(long, env = "S3_SEED_STALL_TIMEOUT_SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "S3_SEED_STALL_TIMEOUT_SECS", default_value_t = DEFAULT_STALL_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub stall_timeout_secs: u64,
 
     /// Retries allowed in the whole run (throttling, 5xx, broken or stalled connections).
-    #[arg(long, env = "S3_SEED_RETRY_BUDGET", default_value_t = 100)]
+    #[arg(long, env = "S3_SEED_RETRY_BUDGET", default_value_t = DEFAULT_RETRY_BUDGET)]
     pub retry_budget: u32,
 
     /// Seconds between progress lines in the log while downloading.
-    #[arg(long, env = "S3_SEED_PROGRESS_INTERVAL_SECS", default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "S3_SEED_PROGRESS_INTERVAL_SECS", default_value_t = DEFAULT_PROGRESS_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub progress_interval_secs: u64,
 
     /// Format of the final summary line.
@@ -95,6 +108,7 @@ impl SyncArgs {
         cfg.endpoint = self.endpoint.clone();
         cfg.path_style = self.path_style;
         cfg.region = self.region.clone();
+        cfg.ca_bundle = self.ca_bundle.clone().map(PathBuf::from);
         cfg.concurrency = usize::from(self.concurrency);
         cfg.part_size = self.part_size.as_u64();
         cfg.stall_timeout = Duration::from_secs(self.stall_timeout_secs);
@@ -112,60 +126,42 @@ fn parse_part_size(s: &str) -> Result<bytesize::ByteSize, String> {
     Ok(size)
 }
 
+/// Run `s3-seed sync` from parsed flags: print the summary line, write a
+/// one-line reason to the termination log on failure, map errors to the
+/// documented exit codes.
 pub async fn run(args: SyncArgs) -> ExitCode {
-    crate::sync::run_cli(args).await
+    let cfg = args.to_config();
+    let result = async {
+        let client = sync::build_client(&cfg).await?;
+        sync::run(&cfg, &client).await
+    }
+    .await;
+    match result {
+        Ok(summary) => {
+            println!("{}", summary_line(&summary, args.summary_format));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report_failure(&e, &args.termination_log);
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn summary_line(summary: &Summary, format: SummaryFormat) -> String {
+    match format {
+        SummaryFormat::Text => summary.text(),
+        SummaryFormat::Json => summary.json(),
+    }
+}
+
+/// Log the failure and leave its one-line reason for `kubectl describe pod`.
+fn report_failure(e: &SyncError, termination_log: &std::path::Path) {
+    let line = format!("s3-seed sync failed: {e}").replace(['\n', '\r'], " ");
+    tracing::error!(exit_code = e.exit_code(), "{line}");
+    // Best effort: the file only exists (and is writable) in Kubernetes.
+    let _ = std::fs::write(termination_log, format!("{line}\n"));
 }
 
 #[cfg(test)]
-mod tests {
-    use clap::Parser;
-
-    use crate::cli::{Cli, Command};
-
-    fn config(args: &[&str]) -> Result<crate::sync::SyncConfig, String> {
-        let argv = [
-            "s3-seed",
-            "sync",
-            "--source",
-            "s3://bkt/p/",
-            "--target",
-            "/data",
-        ];
-        let cli = Cli::try_parse_from(argv.iter().chain(args)).map_err(|e| e.to_string())?;
-        match cli.command {
-            Command::Sync(a) => Ok(a.to_config()),
-            _ => Err("not sync".into()),
-        }
-    }
-
-    #[test]
-    fn flags_become_config() {
-        let cfg = config(&[]).unwrap();
-        assert_eq!(
-            (cfg.prune, cfg.concurrency, cfg.part_size),
-            (true, 16, 8 << 20)
-        );
-        let cfg = config(&[
-            "--no-prune",
-            "--part-size",
-            "256KiB",
-            "--concurrency",
-            "4",
-            "--include",
-            "*.bin",
-        ])
-        .unwrap();
-        assert_eq!(
-            (cfg.prune, cfg.concurrency, cfg.part_size),
-            (false, 4, 256 << 10)
-        );
-        assert_eq!(cfg.include.patterns(), ["*.bin"]);
-        for bad in [
-            &["--part-size", "1KiB"][..],
-            &["--concurrency", "0"],
-            &["--part-size", "6GiB"],
-        ] {
-            assert!(config(bad).is_err(), "{bad:?}");
-        }
-    }
-}
+mod tests;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::spec::{Endpoint, parse_bool, parse_region};
+use crate::contract::{Endpoint, parse_bool, parse_region};
 use crate::webhook::{self, InjectConfig, ServerConfig};
 
 #[derive(Debug, Args)]

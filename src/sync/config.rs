@@ -1,19 +1,37 @@
 //! The plain configuration of a sync: what the CLI (or a test) hands to
-//! [`super::run`] and [`super::build_client`]. No clap here; defaults live in
-//! [`SyncConfig::new`] so tests and the CLI agree on them.
+//! [`super::run`] and [`super::build_client`]. No clap here; the defaults are
+//! the `DEFAULT_*` constants below, which [`SyncConfig::new`] and the flags of
+//! `s3-seed sync` both use, so tests and the CLI agree on them.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::spec::{Endpoint, GlobList, S3Uri};
+use super::source::SourceSpec;
+use crate::contract::{Endpoint, GlobList, S3Uri};
+use crate::s3::ClientConfig;
 
 /// Objects up to this size are "tiny": one GET into one small buffer.
 pub const TINY_OBJECT: u64 = 64 * 1024;
 /// How much wider than `--concurrency` tiny objects are fetched.
 pub const TINY_FANOUT: usize = 8;
 
+/// Parallel GETs of large objects and ranges.
+pub const DEFAULT_CONCURRENCY: u16 = 16;
+/// Size of one ranged GET.
+pub const DEFAULT_PART_SIZE: u64 = 8 * 1024 * 1024;
+/// A body silent for this long is abandoned and retried.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Retries allowed in the whole run.
+pub const DEFAULT_RETRY_BUDGET: u32 = 100;
+/// Attempts of one request before it fails.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// First backoff step.
+pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(200);
+/// Time between progress lines.
+pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Everything `s3-seed sync` needs besides the S3 client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncConfig {
     pub source: S3Uri,
     pub target: PathBuf,
@@ -24,6 +42,8 @@ pub struct SyncConfig {
     pub endpoint: Option<Endpoint>,
     pub path_style: bool,
     pub region: Option<String>,
+    /// A PEM bundle of CAs trusted besides the system roots (`AWS_CA_BUNDLE`).
+    pub ca_bundle: Option<PathBuf>,
     /// Parallel GETs (objects and ranges together); also the number of buffers.
     pub concurrency: usize,
     /// Objects larger than this are fetched as ranges of this size.
@@ -54,14 +74,36 @@ impl SyncConfig {
             endpoint: None,
             path_style: false,
             region: None,
-            concurrency: 16,
-            part_size: 8 * 1024 * 1024,
-            stall_timeout: Duration::from_secs(30),
-            retry_budget: 100,
-            max_attempts: 8,
-            retry_base: Duration::from_millis(200),
-            progress_interval: Duration::from_secs(5),
+            ca_bundle: None,
+            concurrency: usize::from(DEFAULT_CONCURRENCY),
+            part_size: DEFAULT_PART_SIZE,
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            retry_budget: DEFAULT_RETRY_BUDGET,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retry_base: DEFAULT_RETRY_BASE,
+            progress_interval: DEFAULT_PROGRESS_INTERVAL,
             free_space_override: None,
+        }
+    }
+
+    /// The source and its filters.
+    pub fn source_spec(&self) -> SourceSpec {
+        SourceSpec {
+            uri: self.source.clone(),
+            include: self.include.clone(),
+            exclude: self.exclude.clone(),
+        }
+    }
+
+    /// The S3 client settings of this sync (credentials from the default chain).
+    pub fn client_config(&self) -> ClientConfig {
+        ClientConfig {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            path_style: self.path_style,
+            read_timeout: self.stall_timeout,
+            ca_bundle: self.ca_bundle.clone(),
+            credentials: None,
         }
     }
 

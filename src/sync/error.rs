@@ -4,11 +4,15 @@
 //! reason written to the termination log is enough to act on, and every
 //! variant maps to a documented process exit code ([`SyncError::exit_code`]).
 //! Messages never contain credentials: SDK errors are reduced to their code,
-//! status and message before they get here.
+//! status and message before they get here, and an [`S3Error`] becomes a
+//! sync error only through [`SyncError::s3`] (or `From<GaveUp>`), which adds
+//! the source and key it concerns.
 
 use std::path::PathBuf;
 
 use thiserror::Error;
+
+use crate::s3::{GaveUp, S3Error};
 
 /// Why a sync failed.
 #[derive(Debug, Error)]
@@ -75,6 +79,30 @@ impl SyncError {
         }
     }
 
+    /// The sync error for an S3 request about `key` of `uri` (`""` for the
+    /// bucket itself, or the client).
+    pub fn s3(err: S3Error, uri: &str, key: &str) -> Self {
+        let source = |reason: String| SyncError::Source {
+            uri: uri.to_owned(),
+            reason,
+        };
+        match err {
+            S3Error::Setup(d) => SyncError::Config(d),
+            S3Error::Changed => source(format!("key {key:?} changed repeatedly during the sync")),
+            S3Error::NotFound(d) if key.is_empty() => source(format!("bucket not found ({d})")),
+            S3Error::NotFound(d) => source(format!("key {key:?} not found ({d})")),
+            S3Error::Credentials(d) => {
+                SyncError::Config(format!("credentials or client setup: {d}"))
+            }
+            S3Error::Fatal(d) => source(if key.is_empty() {
+                d
+            } else {
+                format!("key {key:?}: {d}")
+            }),
+            S3Error::GaveUp(e) => e.into(),
+        }
+    }
+
     /// Wrap an I/O error with the path it concerns, recognising a full disk.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
@@ -86,9 +114,30 @@ impl SyncError {
     }
 }
 
+/// Retries ran out: the transfer of that key failed.
+impl From<GaveUp> for SyncError {
+    fn from(e: GaveUp) -> Self {
+        Self::Transfer {
+            key: e.key,
+            reason: e.reason,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::s3::Retry;
+
+    #[tokio::test]
+    async fn exhausted_retries_are_transfer_failures() {
+        let r = Retry::new(0, 2, Duration::from_millis(1));
+        let err = SyncError::from(r.backoff(1, "k", "x").await.unwrap_err());
+        assert!(err.to_string().contains("budget"), "{err}");
+        assert_eq!(err.exit_code(), 9);
+    }
 
     #[test]
     fn exit_codes_are_distinct_per_class() {

@@ -20,6 +20,7 @@ use std::fmt;
 use glob::{MatchOptions, Pattern};
 
 use super::error::SyncError;
+pub use crate::s3::{Listed, VersionToken};
 
 /// s3-seed's own folder inside the target; no key may map into it.
 pub const RESERVED: &str = ".s3-seed";
@@ -77,17 +78,6 @@ impl fmt::Display for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
-}
-
-/// One entry of the listing, as far as the sync cares.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listed {
-    pub key: String,
-    pub size: u64,
-    /// The ETag exactly as S3 returned it (with quotes).
-    pub etag: Option<String>,
-    /// Last-Modified in Unix seconds, the change token when a store gives no ETag.
-    pub last_modified: Option<i64>,
 }
 
 /// A listed object selected for the target, with the file it becomes.

@@ -1,70 +1,59 @@
 //! The init-container side: bring a directory up to date with an S3 prefix.
 //!
 //! One run is a straight line, each step in its own module:
-//! 1. [`fsutil::Target::open`]: create/open the target and `.s3-seed/`, prove
+//! 1. [`target::Target::open`]: create/open the target and `.s3-seed/`, prove
 //!    it is writable (else a permission error naming uid, gid and fsGroup);
-//! 2. [`s3::list`]: one paginated ListObjectsV2 of the prefix;
-//! 3. [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
-//! 4. [`plan::plan`]: listing + [`state::State`] + local facts → skip /
+//! 2. [`source::select`]: one paginated ListObjectsV2 of the prefix, then
+//!    [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
+//! 3. [`plan::plan`]: listing + [`state::State`] + local facts → skip /
 //!    download / clear / prune (pure);
-//! 5. free-space check, then [`download::download_all`]: bounded parallel
+//! 4. free-space check, then [`download::download_all`]: bounded parallel
 //!    GETs into temporary files, verified, fsynced and renamed into place;
-//! 6. fsync changed folders, prune, write the state file last.
+//! 5. fsync changed folders, prune, write the state file last.
 //!
 //! Tests and the demo call [`run`] with a client pointed at a local server;
-//! the binary goes through [`run_cli`].
+//! the binary's flags, summary line and exit codes live in `crate::cli`, which
+//! calls [`build_client`] and [`run`] like any other caller.
 
-pub mod composite;
 pub mod config;
 mod download;
 pub mod error;
-pub mod fsutil;
-mod get;
 pub mod keys;
+pub mod parts;
 pub mod plan;
-mod pool;
 mod progress;
-mod ranged;
-mod resume;
-mod retry;
-pub mod s3;
+pub mod source;
 pub mod state;
 pub mod summary;
+pub mod target;
 pub mod verify;
 
 use std::collections::BTreeSet;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 pub use config::SyncConfig;
 pub use error::SyncError;
-pub use s3::build_client;
 pub use summary::Summary;
 
-use crate::cli::{SummaryFormat, SyncArgs};
+use crate::s3::{self, Retry};
+use download::pool::BufferPool;
 use download::{Ctx, download_all, temp_name};
-use fsutil::Target;
-use keys::{Filters, RelPath};
+use keys::RelPath;
 use plan::{Plan, PlanInput};
-use pool::BufferPool;
 use progress::Progress;
-use retry::Retry;
 use state::State;
+use target::Target;
 
 /// Bring `cfg.target` up to date with `cfg.source` using `client`.
 pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summary, SyncError> {
     let started = Instant::now();
     let target = Arc::new(Target::open(&cfg.target)?);
     let retry = Retry::new(cfg.retry_budget, cfg.max_attempts, cfg.retry_base);
-    let (bucket, prefix) = (cfg.source.bucket(), cfg.source.prefix());
-    let listed = s3::list(client, bucket, prefix, &retry).await?;
-    let listed_count = listed.len() as u64;
-    let filters = Filters::new(cfg.include.compile(), cfg.exclude.compile());
-    let wanted = keys::select(prefix, listed, &filters)?;
+    let selection = source::select(client, &cfg.source_spec(), &retry).await?;
     let previous = State::load(&target);
     let source = cfg.source.to_string();
-    let plan = make_plan(cfg, &target, &source, wanted, previous.as_ref())?;
+    let plan = make_plan(cfg, &target, &source, selection.wanted, previous.as_ref())?;
     check_space(cfg, &target, &plan)?;
     for rel in &plan.clear_first {
         target.remove_placed(rel)?;
@@ -73,7 +62,7 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     let progress = Arc::new(Progress::new(total, plan.download.len() as u64));
     let ctx = Arc::new(Ctx {
         client: client.clone(),
-        bucket: bucket.to_owned(),
+        bucket: cfg.source.bucket().to_owned(),
         uri: source.clone(),
         target: Arc::clone(&target),
         retry,
@@ -102,7 +91,7 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     let seconds = started.elapsed().as_secs_f64();
     let bytes = progress.bytes();
     Ok(Summary {
-        listed: listed_count,
+        listed: selection.listed,
         skipped: plan.skip.len() as u64,
         downloaded: downloaded.len() as u64,
         verified,
@@ -112,6 +101,12 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
         seconds,
         mb_per_s: bytes as f64 / 1e6 / seconds.max(1e-6),
     })
+}
+
+/// Build the S3 client for `cfg` (see [`crate::s3::client`]).
+pub async fn build_client(cfg: &SyncConfig) -> Result<aws_sdk_s3::Client, SyncError> {
+    let built = s3::build_client(&cfg.client_config()).await;
+    built.map_err(|e| SyncError::s3(e, &cfg.source.to_string(), ""))
 }
 
 fn make_plan(
@@ -142,7 +137,7 @@ fn check_space(cfg: &SyncConfig, target: &Target, plan: &Plan) -> Result<(), Syn
         .iter()
         .map(|d| {
             let on_disk = d.object.etag.as_deref().and_then(|etag| {
-                resume::Record::peek(
+                download::resume::Record::peek(
                     target,
                     &temp_name(&d.rel),
                     &d.object.key,
@@ -200,34 +195,4 @@ fn finish(
     }
     target.clear_tmp();
     Ok(pruned)
-}
-
-/// Run `s3-seed sync` from parsed flags: print the summary line, write a
-/// one-line reason to the termination log on failure, map errors to the
-/// documented exit codes.
-pub async fn run_cli(args: SyncArgs) -> ExitCode {
-    let format = args.summary_format;
-    let termination_log = args.termination_log.clone();
-    let cfg = args.to_config();
-    let result = async {
-        let client = build_client(&cfg).await?;
-        run(&cfg, &client).await
-    }
-    .await;
-    match result {
-        Ok(summary) => {
-            match format {
-                SummaryFormat::Text => println!("{}", summary.text()),
-                SummaryFormat::Json => println!("{}", summary.json()),
-            }
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let line = format!("s3-seed sync failed: {e}").replace(['\n', '\r'], " ");
-            tracing::error!(exit_code = e.exit_code(), "{line}");
-            // Best effort: the file only exists (and is writable) in Kubernetes.
-            let _ = std::fs::write(&termination_log, format!("{line}\n"));
-            ExitCode::from(e.exit_code())
-        }
-    }
 }

@@ -4,9 +4,9 @@
 //! skip, download, clear or prune can be read and tested in one place.
 //!
 //! - A selected object is **skipped** only when the previous state (for the
-//!   same source) records the same size and ETag (or Last-Modified when the
-//!   store gives no ETag) and the file on disk is still a regular file with
-//!   the recorded size and mtime. Anything else is **downloaded**: in one GET
+//!   same source) records the same version ([`super::keys::VersionToken`]: key, size and
+//!   ETag, or Last-Modified when the store gives no ETag) and the file on disk
+//!   is still a regular file with the recorded size and mtime. Anything else is **downloaded**: in one GET
 //!   up to `part_size`, in ranged GETs above.
 //! - A symlink, folder or special file where a file must go, or a symlink or
 //!   non-folder where a folder must go, fails the plan naming it, unless it is
@@ -20,9 +20,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use super::error::SyncError;
-use super::fsutil::LocalFact;
 use super::keys::{Listed, RelPath, Wanted};
 use super::state::{Entry, State};
+use super::target::LocalFact;
 
 /// Everything the planner looks at.
 #[derive(Debug)]
@@ -109,19 +109,13 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, SyncError> {
 
 /// The state entry still describes both the object and the file on disk.
 fn unchanged(entry: &Entry, object: &Listed, fact: LocalFact) -> bool {
-    let same_version = match (&entry.etag, &object.etag) {
-        (Some(a), Some(b)) => a == b,
-        (None, None) => {
-            entry.last_modified.is_some() && entry.last_modified == object.last_modified
-        }
-        _ => false,
-    };
+    let same_version = entry.version().is_some_and(|v| object.version() == Some(v));
     let intact = fact
         == LocalFact::File {
             size: entry.size,
             mtime_ns: entry.mtime_ns,
         };
-    same_version && entry.size == object.size && entry.key == object.key && intact
+    same_version && intact
 }
 
 /// Old s3-seed files that must go for `rel` to be installed, or an error

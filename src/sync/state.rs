@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::error::SyncError;
-use super::fsutil::Target;
+use super::keys::VersionToken;
+use super::target::Target;
 
 /// Version of the file layout; another value is ignored.
 pub const VERSION: u32 = 1;
@@ -42,6 +43,18 @@ pub struct Entry {
     /// How the content was verified (`crc64nvme`, `crc32c`, `crc32`, `md5`),
     /// or `None` when S3 offered nothing to verify against.
     pub verified: Option<String>,
+}
+
+impl Entry {
+    /// The version of the object this file was installed from.
+    pub fn version(&self) -> Option<VersionToken> {
+        VersionToken::new(
+            &self.key,
+            self.size,
+            self.etag.as_deref(),
+            self.last_modified,
+        )
+    }
 }
 
 impl State {

@@ -6,7 +6,7 @@
 //! else the MD5 that the ETag of a single-part upload is. Composite checksums
 //! of multipart uploads and multipart ETags cannot be checked against
 //! whole-object bytes: a large object with a composite CRC32/CRC32C is checked
-//! part by part when the store lists its parts ([`super::composite`]); any
+//! part by part when the store lists its parts ([`super::parts`]); any
 //! other such object is counted and logged as unverified, never passed off
 //! as verified. A CRC is composite when its value ends in
 //! `-N`, when `x-amz-checksum-type` says `COMPOSITE`, or when that header is
@@ -18,6 +18,8 @@ use base64::engine::general_purpose::STANDARD;
 use crc_fast::CrcAlgorithm;
 use md5::Digest as _;
 use serde::{Deserialize, Serialize};
+
+use crate::s3::Head;
 
 /// A full-object CRC S3 can return.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +93,20 @@ pub struct Offered<'a> {
     pub etag: Option<&'a str>,
     /// `x-amz-checksum-type`: `FULL_OBJECT` or `COMPOSITE`, when sent.
     pub checksum_type: Option<&'a str>,
+}
+
+impl<'a> Offered<'a> {
+    /// What a HEAD offered.
+    pub fn of_head(head: &'a Head) -> Self {
+        let sums = &head.checksums;
+        Self {
+            crc64nvme: sums.crc64nvme.as_deref(),
+            crc32c: sums.crc32c.as_deref(),
+            crc32: sums.crc32.as_deref(),
+            etag: head.etag.as_deref(),
+            checksum_type: sums.checksum_type.as_deref(),
+        }
+    }
 }
 
 /// Pick the strongest check S3 offered.

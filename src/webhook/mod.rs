@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::spec::Endpoint;
+use crate::contract::Endpoint;
 
 pub use mutate::{Action, MutateError, Mutation, mutate};
 pub use review::{Decision, Reviewed, review};

@@ -2,7 +2,7 @@
 //!
 //! [`mutate`] is pure and deterministic. It reads what it needs through a
 //! small typed view ([`view`]), decides from the annotations (parsed only by
-//! [`crate::spec`]), builds the desired copy of the object, and returns
+//! [`crate::contract`]), builds the desired copy of the object, and returns
 //! the diff between the two ([`patch`]: `json_patch::diff`, after aligning
 //! the init container array by name). Building a whole desired object and
 //! diffing it, instead of writing patch operations by hand, gives three
@@ -28,7 +28,7 @@ mod view;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::spec::{AnnotationError, CONFIG_HASH, STATUS, SeedSpec};
+use crate::contract::{AnnotationError, CONFIG_HASH, STATUS, SeedSpec};
 
 use super::InjectConfig;
 pub use container::{CONTAINER_NAME, MOUNT_PATH, build_container, config_hash};

@@ -14,9 +14,8 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{ResponseChecksumValidation, StalledStreamProtectionConfig};
-use s3_seed::spec::{S3Uri, env};
+use s3_seed::contract::{S3Uri, env};
+use s3_seed::s3::{ClientConfig, StaticCredentials};
 use s3_seed::sync::{SyncConfig, SyncError};
 use sha2::Digest as _;
 
@@ -24,19 +23,33 @@ use super::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
 
 /// Part size of [`config`]: objects larger than this are fetched in ranges of it.
 pub const PART_SIZE: u64 = 256 * 1024;
+/// Stall timeout of [`config`], and read timeout of [`client`].
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// A client for `s3` configured as `s3_seed::sync::build_client` configures
-/// its own: no SDK retries (the sync's retry budget sees every attempt), no
-/// stalled-stream protection (the sync's stall timeout does that), response
-/// checksums validated only when required (the sync verifies the bytes
-/// itself, so a corrupted body must reach it).
-pub fn client(s3: &S3Server) -> Client {
-    let config = s3
-        .config()
-        .retry_config(RetryConfig::disabled())
-        .stalled_stream_protection(StalledStreamProtectionConfig::disabled())
-        .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
-    Client::from_conf(config.build())
+/// A client for `s3` built by the crate's own builder
+/// (`s3_seed::s3::build_client`), so the sync under test talks through
+/// exactly the client policy of the binary: no SDK retries (the sync's retry
+/// budget sees every attempt), no stalled-stream protection (the sync's stall
+/// timeout does that), response checksums validated only when required (a
+/// corrupted body must reach the sync's own verification), the connect and
+/// read timeouts. Only the keys are explicit, where the binary uses the AWS
+/// default chain.
+pub async fn client(s3: &S3Server) -> Client {
+    let config = ClientConfig {
+        endpoint: Some(s3.endpoint().parse().expect("harness endpoints are valid")),
+        region: Some(REGION.to_owned()),
+        path_style: true,
+        read_timeout: STALL_TIMEOUT,
+        ca_bundle: None,
+        credentials: Some(StaticCredentials {
+            access_key_id: ACCESS_KEY.to_owned(),
+            secret_access_key: SECRET_KEY.to_owned(),
+            session_token: None,
+        }),
+    };
+    s3_seed::s3::build_client(&config)
+        .await
+        .expect("a client without a CA bundle always builds")
 }
 
 /// A sync of `prefix` of the harness bucket into `target`, with small test
@@ -47,7 +60,7 @@ pub fn config(s3: &S3Server, prefix: &str, target: &Path) -> SyncConfig {
     cfg.part_size = PART_SIZE;
     cfg.concurrency = 4;
     cfg.retry_base = Duration::from_millis(10);
-    cfg.stall_timeout = Duration::from_secs(2);
+    cfg.stall_timeout = STALL_TIMEOUT;
     cfg
 }
 

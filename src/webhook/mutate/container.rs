@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::spec::{SeedSpec, env};
+use crate::contract::{SeedSpec, env};
 use crate::webhook::InjectConfig;
 
 /// Name of the injected init container, reserved in every mutated pod.

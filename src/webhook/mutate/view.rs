@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::{CONTAINER_NAME, MutateError};
-use crate::spec::{CONFIG_HASH, STATUS};
+use crate::contract::{CONFIG_HASH, STATUS};
 
 /// Pod volume kinds whose mounts are always read-only.
 const READ_ONLY_KINDS: [&str; 5] = ["configMap", "secret", "projected", "downwardAPI", "image"];

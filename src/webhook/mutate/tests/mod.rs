@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use crate::spec::{ENABLED, SOURCE, SUB_PATH, VOLUME};
+use crate::contract::{ENABLED, SOURCE, SUB_PATH, VOLUME};
 
 pub(crate) fn config_with_image(image: &str) -> InjectConfig {
     InjectConfig {

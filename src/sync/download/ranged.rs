@@ -9,7 +9,7 @@
 //! (MD5 cannot be combined). With only a composite CRC, GetObjectAttributes
 //! gives the upload's parts and the ranges are cut at their boundaries, so
 //! every part's CRC and the composite value can be checked
-//! ([`super::composite`]); without it the object stays unverified.
+//! ([`crate::sync::parts`]); without it the object stays unverified.
 //! Progress is checkpointed at most once a second: `fdatasync` of the file,
 //! then the resume record.
 
@@ -22,16 +22,14 @@ use md5::Digest as _;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use super::composite;
-use super::download::{
-    Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason,
-};
-use super::error::SyncError;
 use super::get::{Span, get_into};
-use super::keys::RelPath;
 use super::resume::Record;
-use super::s3::{self, RequestError};
-use super::verify::{CrcKind, Expected, check_crc};
+use super::{Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason};
+use crate::s3::{self, S3Error};
+use crate::sync::error::SyncError;
+use crate::sync::keys::RelPath;
+use crate::sync::parts;
+use crate::sync::verify::{CrcKind, Expected, Offered, check_crc, expected};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -59,19 +57,20 @@ pub async fn fetch(
     .await;
     let head = match head {
         Ok(h) if h.size == version.size => h,
-        Ok(_) | Err(RequestError::Changed) => return Err(Fetch::Changed),
-        Err(e) => return Err(Fetch::Failed(e.into_sync(&ctx.uri, key))),
+        Ok(_) | Err(S3Error::Changed) => return Err(Fetch::Changed),
+        Err(e) => return Err(Fetch::Failed(SyncError::s3(e, &ctx.uri, key))),
     };
-    let upload = upload_parts(ctx, key, version, head.composite).await;
-    let plan = match (head.expected, &upload) {
+    let (head_expected, composite) = offered_checks(&head);
+    let upload = upload_parts(ctx, key, version, composite).await;
+    let checksum = match (head_expected, &upload) {
         (Expected::Nothing(_), Some((offer, _))) => Expected::Crc(offer.kind, offer.value),
-        _ => head.expected,
+        _ => head_expected,
     };
     let tmp = temp_name(rel);
-    let want = new_record(ctx, key, version, plan, upload.as_ref());
+    let want = new_record(ctx, key, version, checksum, upload.as_ref());
     let (file, record) = open(ctx, &tmp, want, version.etag.is_some()).await?;
-    let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, plan).await?;
-    let checked = verify(ctx, &file, &record, &head.expected, upload.as_ref()).await;
+    let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, checksum).await?;
+    let checked = verify(ctx, &file, &record, &head_expected, upload.as_ref()).await;
     let verified = match checked? {
         Ok(v) => v,
         Err(reason) => {
@@ -87,9 +86,20 @@ pub async fn fetch(
         verified,
         unverified_because: upload
             .is_none()
-            .then(|| unverified_reason(&head.expected))
+            .then(|| unverified_reason(&head_expected))
             .flatten(),
     })
+}
+
+/// What a HEAD lets us check: the strongest whole-object check, and a
+/// composite CRC when there is no such check (see [`composite`]).
+fn offered_checks(head: &s3::Head) -> (Expected, Option<parts::Offer>) {
+    let offered = Offered::of_head(head);
+    let expected = expected(offered);
+    let composite = matches!(expected, Expected::Nothing(_))
+        .then(|| parts::offered(offered))
+        .flatten();
+    (expected, composite)
 }
 
 /// The resume record a fresh download of this version starts from.
@@ -97,7 +107,7 @@ fn new_record(
     ctx: &Ctx,
     key: &str,
     version: &Version,
-    plan: Expected,
+    checksum: Expected,
     upload: Option<&Upload>,
 ) -> Record {
     Record {
@@ -105,7 +115,7 @@ fn new_record(
         etag: version.etag.clone().unwrap_or_default(),
         size: version.size,
         part_size: ctx.part_size,
-        crc: match plan {
+        crc: match checksum {
             Expected::Crc(kind, _) => Some(kind),
             _ => None,
         },
@@ -115,7 +125,7 @@ fn new_record(
 }
 
 /// A composite CRC and the upload parts it covers.
-type Upload = (composite::Offer, Vec<composite::Part>);
+type Upload = (parts::Offer, Vec<parts::Part>);
 
 /// The upload's parts when the HEAD offered only a composite CRC and
 /// GetObjectAttributes lists them usably; `None` (logged) otherwise.
@@ -123,15 +133,16 @@ async fn upload_parts(
     ctx: &Ctx,
     key: &str,
     version: &Version,
-    offer: Option<composite::Offer>,
+    offer: Option<parts::Offer>,
 ) -> Option<Upload> {
     let offer = offer?;
     let etag = version.etag.as_deref();
-    let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, offer.kind, &ctx.retry);
-    match listed
-        .await
-        .and_then(|l| composite::layout(&offer, version.size, &l))
-    {
+    let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, &ctx.retry).await;
+    let listed = listed.map_err(|e| e.to_string()).map(|parts| {
+        let listed = |p| parts::ListedPart::of(p, offer.kind);
+        parts.into_iter().map(listed).collect::<Vec<_>>()
+    });
+    match listed.and_then(|l| parts::layout(&offer, version.size, &l)) {
         Ok(parts) => Some((offer, parts)),
         Err(reason) => {
             tracing::info!(%reason, "no usable per-part checksums (GetObjectAttributes)");
@@ -142,8 +153,8 @@ async fn upload_parts(
 
 /// Check every upload part and the composite CRC from the range CRCs.
 fn composite_check(
-    offer: &composite::Offer,
-    parts: &[composite::Part],
+    offer: &parts::Offer,
+    parts: &[parts::Part],
     record: &Record,
 ) -> Result<Option<&'static str>, String> {
     let ranges = record.ranges();
@@ -151,7 +162,7 @@ fn composite_check(
         .map(|i| record.done.get(&i).copied())
         .collect();
     let crcs = crcs.ok_or("a range is missing from the download record")?;
-    composite::check(offer, parts, &ranges, &crcs).map(Some)
+    parts::check(offer, parts, &ranges, &crcs).map(Some)
 }
 
 /// Reopen a resumable part file, or create and preallocate a fresh one.
@@ -213,7 +224,7 @@ async fn fetch_parts(
         last: Instant::now(),
         busy: false,
     }));
-    let plan = match expected {
+    let per_range = match expected {
         Expected::Crc(..) => expected,
         _ => Expected::Nothing("hashed after download"),
     };
@@ -229,7 +240,8 @@ async fn fetch_parts(
                     len,
                     whole: false,
                 };
-                let (hasher, _) = get_into(&ctx, &key, &version, span, &file, Some(plan)).await?;
+                let (hasher, _) =
+                    get_into(&ctx, &key, &version, span, &file, Some(per_range)).await?;
                 lock(&tracker)
                     .record
                     .done

@@ -1,4 +1,6 @@
-//! The download pipeline: planned downloads feed a `JoinSet` of object tasks
+//! Downloads: the pipeline, and the types its parts share.
+//!
+//! The pipeline: planned downloads feed a `JoinSet` of object tasks
 //! (at most `2 × concurrency` alive); every GET, small or ranged, first takes
 //! a buffer from the [`BufferPool`], so the number of requests in flight and
 //! the memory used are bounded by the pool. The first error returns at once
@@ -9,6 +11,13 @@
 //! was replaced: the object restarts with the new version (at most
 //! [`MAX_RESTARTS`] times). A checksum mismatch refetches the object once,
 //! then fails naming the key.
+//!
+//! This module holds what every transfer shares ([`Ctx`], [`Version`],
+//! [`Fetched`], [`Fetch`] and the file helpers); its children do one thing
+//! each and import the shared types from here: [`get`] one GET into a file
+//! (and a small object in one GET), [`ranged`] a large object in parallel
+//! ranges, [`pool`] the buffers that bound memory and requests, [`resume`]
+//! the records that let a large download continue after a restart.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -20,18 +29,20 @@ use sha2::{Digest as _, Sha256};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
-use super::error::SyncError;
-use super::fsutil::{LocalFact, Target};
-use super::get::{Span, get_into};
-use super::keys::RelPath;
-use super::plan::Download;
-use super::pool::BufferPool;
-use super::progress::Progress;
-use super::ranged;
-use super::retry::Retry;
-use super::s3;
-use super::state::Entry;
-use super::verify::Expected;
+mod get;
+pub(super) mod pool;
+mod ranged;
+pub(super) mod resume;
+
+use crate::s3::{self, Retry, S3Error};
+use crate::sync::error::SyncError;
+use crate::sync::keys::RelPath;
+use crate::sync::plan::Download;
+use crate::sync::progress::Progress;
+use crate::sync::state::Entry;
+use crate::sync::target::{LocalFact, Target};
+use crate::sync::verify::Expected;
+use pool::BufferPool;
 
 /// Times one object may be found replaced before the run gives up on it.
 pub const MAX_RESTARTS: u32 = 3;
@@ -143,14 +154,14 @@ async fn object(ctx: Arc<Ctx>, job: Download) -> Result<(RelPath, Entry), SyncEr
         let fetched = if version.size > ctx.part_size {
             ranged::fetch(&ctx, &job.rel, key, &version).await
         } else {
-            small(&ctx, &job.rel, key, &version).await
+            get::small(&ctx, &job.rel, key, &version).await
         };
         match fetched {
             Ok(fetched) => return install(&ctx, &job, &version, fetched).await,
             Err(Fetch::Changed) if restarts < MAX_RESTARTS => {
                 restarts += 1;
                 let head = s3::head(&ctx.client, &ctx.bucket, key, None, &ctx.retry).await;
-                let head = head.map_err(|e| e.into_sync(&ctx.uri, key))?;
+                let head = head.map_err(|e| SyncError::s3(e, &ctx.uri, key))?;
                 tracing::warn!(old = ?version.etag, new = ?head.etag, "object replaced during download; restarting it");
                 version = Version {
                     etag: head.etag,
@@ -162,7 +173,7 @@ async fn object(ctx: Arc<Ctx>, job: Download) -> Result<(RelPath, Entry), SyncEr
                 mismatches += 1;
                 tracing::warn!(%reason, "checksum mismatch; downloading the object again");
             }
-            Err(Fetch::Changed) => return Err(s3::RequestError::Changed.into_sync(&ctx.uri, key)),
+            Err(Fetch::Changed) => return Err(SyncError::s3(S3Error::Changed, &ctx.uri, key)),
             Err(Fetch::Mismatch(reason)) => {
                 return Err(SyncError::Integrity {
                     key: key.to_owned(),
@@ -210,32 +221,6 @@ async fn install(
         verified: fetched.verified.map(str::to_owned),
     };
     Ok((job.rel.clone(), entry))
-}
-
-/// Objects up to `part_size`: one GET (checksums come with the response).
-async fn small(ctx: &Ctx, rel: &RelPath, key: &str, version: &Version) -> Result<Fetched, Fetch> {
-    let tmp = temp_name(rel);
-    let file = Arc::new(ctx.target.create_temp(&tmp)?);
-    let range = Span {
-        start: 0,
-        len: version.size,
-        whole: true,
-    };
-    let (hasher, expected) = get_into(ctx, key, version, range, &file, None).await?;
-    let verified = match hasher.check(&expected) {
-        Ok(v) => v,
-        Err(reason) => {
-            ctx.target.remove_temp(&tmp);
-            return Err(Fetch::Mismatch(reason));
-        }
-    };
-    sync_file(ctx, &file, &tmp).await?;
-    Ok(Fetched {
-        tmp,
-        verified,
-        unverified_because: unverified_reason(&expected),
-        resume: None,
-    })
 }
 
 pub fn unverified_reason(expected: &Expected) -> Option<&'static str> {

@@ -1,5 +1,5 @@
-//! Composite (per-part) CRCs of multipart uploads, and the range plan that
-//! lets s3-seed check them.
+//! The range layout of every ranged download ([`ranges`]), and the composite
+//! (per-part) CRCs of multipart uploads that the layout lets s3-seed check.
 //!
 //! S3 stores, for a multipart upload with CRC32 or CRC32C, one CRC per part
 //! and reports `base64(CRC(part CRCs as big-endian bytes))-N` as the object's
@@ -8,12 +8,13 @@
 //! never cross a part boundary: the CRCs of a part's ranges combine into the
 //! part's CRC, checked against what GetObjectAttributes lists for that part,
 //! and the part CRCs rebuild the composite value the HEAD sent. Everything
-//! here is pure; the request itself is [`super::s3::object_parts`].
+//! here is pure; the request itself is [`crate::s3::object_parts`].
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 
 use super::verify::{CrcKind, Offered};
+use crate::s3::ObjectPart;
 
 /// A composite CRC offered by a HEAD.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,20 @@ pub struct ListedPart {
     pub size: Option<i64>,
     /// Base64 CRC of the part, of the offer's kind.
     pub crc: Option<String>,
+}
+
+impl ListedPart {
+    /// A part as GetObjectAttributes listed it, with its CRC of `kind`.
+    pub fn of(part: ObjectPart, kind: CrcKind) -> Self {
+        Self {
+            number: part.number,
+            size: part.size,
+            crc: match kind {
+                CrcKind::Crc32c => part.crc32c,
+                _ => part.crc32,
+            },
+        }
+    }
 }
 
 /// A validated part: size and CRC.

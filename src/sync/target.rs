@@ -1,4 +1,6 @@
-//! Every filesystem operation of the sync, done relative to directory handles.
+//! The [`Target`]: the security boundary of the sync on the application's
+//! volume. Every filesystem operation of the sync is done here, relative to
+//! directory handles.
 //!
 //! The application owns the volume and may have planted symlinks anywhere in
 //! it, so paths are never resolved as strings. [`Target`] holds open handles to

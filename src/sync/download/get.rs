@@ -1,4 +1,6 @@
-//! One GET into a file: the request (`If-Match`, `Range` or `ChecksumMode`),
+//! One GET into a file, and a small object fetched with one GET.
+//!
+//! The GET: the request (`If-Match`, `Range` or `ChecksumMode`),
 //! the checks of Content-Length and Content-Range, the body streamed through a
 //! pooled buffer with a stall timeout on every chunk, hashed as it arrives and
 //! written at its offset on a blocking thread, and the retry loop around it.
@@ -11,12 +13,13 @@ use std::sync::Arc;
 use aws_sdk_s3::types::ChecksumMode;
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use super::config::TINY_OBJECT;
-use super::download::{Ctx, Fetch, Version};
-use super::error::SyncError;
 use super::pool::PooledBuf;
-use super::retry::{Class, classify};
-use super::verify::{Expected, Hasher, Offered, expected};
+use super::{Ctx, Fetch, Fetched, Version, sync_file, temp_name, unverified_reason};
+use crate::s3::{Class, classify};
+use crate::sync::config::TINY_OBJECT;
+use crate::sync::error::SyncError;
+use crate::sync::keys::RelPath;
+use crate::sync::verify::{Expected, Hasher, Offered, expected};
 
 /// Which bytes one GET asks for.
 #[derive(Debug, Clone, Copy)]
@@ -27,6 +30,37 @@ pub struct Span {
     pub whole: bool,
 }
 
+/// Objects up to `part_size`: one GET (checksums come with the response).
+pub async fn small(
+    ctx: &Ctx,
+    rel: &RelPath,
+    key: &str,
+    version: &Version,
+) -> Result<Fetched, Fetch> {
+    let tmp = temp_name(rel);
+    let file = Arc::new(ctx.target.create_temp(&tmp)?);
+    let range = Span {
+        start: 0,
+        len: version.size,
+        whole: true,
+    };
+    let (hasher, expected) = get_into(ctx, key, version, range, &file, None).await?;
+    let verified = match hasher.check(&expected) {
+        Ok(v) => v,
+        Err(reason) => {
+            ctx.target.remove_temp(&tmp);
+            return Err(Fetch::Mismatch(reason));
+        }
+    };
+    sync_file(ctx, &file, &tmp).await?;
+    Ok(Fetched {
+        tmp,
+        verified,
+        unverified_because: unverified_reason(&expected),
+        resume: None,
+    })
+}
+
 /// One GET attempt's failure.
 enum Attempt {
     Transient(String),
@@ -34,14 +68,14 @@ enum Attempt {
 }
 
 /// GET `span` of `key` into `file` at its offset, with retries. The hash is
-/// of the kind `plan` says, or (when `None`) chosen from the response headers.
+/// of the kind `pinned` says, or (when `None`) chosen from the response headers.
 pub async fn get_into(
     ctx: &Ctx,
     key: &str,
     version: &Version,
     span: Span,
     file: &Arc<File>,
-    plan: Option<Expected>,
+    pinned: Option<Expected>,
 ) -> Result<(Hasher, Expected), Fetch> {
     let mut failures = 0;
     loop {
@@ -49,14 +83,17 @@ pub async fn get_into(
             let tiny = span.whole && version.size <= TINY_OBJECT;
             let pool = if tiny { &ctx.tiny_pool } else { &ctx.pool };
             let mut buf = pool.acquire().await;
-            attempt(ctx, key, version, span, file, plan, &mut buf).await
+            attempt(ctx, key, version, span, file, pinned, &mut buf).await
         };
         match result {
             Ok(done) => return Ok(done),
             Err(Attempt::Stop(f)) => return Err(f),
             Err(Attempt::Transient(why)) => {
                 failures += 1;
-                ctx.retry.backoff(failures, key, &why).await?;
+                ctx.retry
+                    .backoff(failures, key, &why)
+                    .await
+                    .map_err(SyncError::from)?;
             }
         }
     }
@@ -68,7 +105,7 @@ async fn attempt(
     version: &Version,
     span: Span,
     file: &Arc<File>,
-    plan: Option<Expected>,
+    pinned: Option<Expected>,
     buf: &mut PooledBuf<'_>,
 ) -> Result<(Hasher, Expected), Attempt> {
     let mut req = ctx
@@ -91,7 +128,7 @@ async fn attempt(
         .await
         .map_err(|e| request_failed(ctx, key, &classify(&e)))?;
     check_lengths(&out, span, version)?;
-    let expected = plan.unwrap_or_else(|| {
+    let expected = pinned.unwrap_or_else(|| {
         expected(Offered {
             crc64nvme: out.checksum_crc64_nvme(),
             crc32c: out.checksum_crc32_c(),

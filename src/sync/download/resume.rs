@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::composite;
-use super::fsutil::Target;
-use super::verify::CrcKind;
+use crate::sync::parts;
+use crate::sync::target::Target;
+use crate::sync::verify::CrcKind;
 
 /// What is already downloaded of one object.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,7 +64,7 @@ impl Record {
 
     /// Offset and length of every range, in order.
     pub fn ranges(&self) -> Vec<(u64, u64)> {
-        composite::ranges(self.size, self.part_size, &self.upload_parts)
+        parts::ranges(self.size, self.part_size, &self.upload_parts)
     }
 
     /// Number of ranges of the object.

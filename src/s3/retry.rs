@@ -1,4 +1,4 @@
-//! Retry policy for every S3 request of a sync: exponential backoff with full
+//! Retry policy for every S3 request of a run: exponential backoff with full
 //! jitter, a cap on attempts per request, and one budget for the whole run so
 //! that a dead or throttling endpoint fails in bounded time.
 //!
@@ -6,8 +6,11 @@
 //! halfway); [`classify`] decides here what is worth another attempt:
 //! throttling, 5xx, timeouts and broken connections. A 412 means the object
 //! changed under an `If-Match` and is handled by the caller, not retried.
+//! [`with_retry`] runs a whole request under this policy; a download that
+//! streams a body runs its own loop around [`classify`] and [`Retry::backoff`].
 
 use std::error::Error as StdError;
+use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -18,7 +21,7 @@ use aws_smithy_types::retry::ErrorKind;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::error::SyncError;
+use super::error::{GaveUp, S3Error};
 
 const BACKOFF_CAP: Duration = Duration::from_secs(20);
 
@@ -97,8 +100,8 @@ impl Retry {
     /// Called after the `failures`-th failed attempt of one request: sleeps
     /// before the next attempt, or gives up with a transfer error naming the
     /// key when the request's attempts or the run's budget are used up.
-    pub async fn backoff(&self, failures: u32, key: &str, why: &str) -> Result<(), SyncError> {
-        let give_up = |reason: String| SyncError::Transfer {
+    pub async fn backoff(&self, failures: u32, key: &str, why: &str) -> Result<(), GaveUp> {
+        let give_up = |reason: String| GaveUp {
             key: key.to_owned(),
             reason,
         };
@@ -132,6 +135,32 @@ impl Retry {
     /// Retries left in the run's budget.
     pub fn remaining(&self) -> u32 {
         self.budget.load(Ordering::SeqCst)
+    }
+}
+
+/// Send a request (built afresh by `send` for each attempt) with retries.
+pub async fn with_retry<T, E, F, Fut>(retry: &Retry, key: &str, mut send: F) -> Result<T, S3Error>
+where
+    E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+{
+    let mut failures = 0;
+    loop {
+        let err = match send().await {
+            Ok(v) => return Ok(v),
+            Err(e) => e,
+        };
+        match classify(&err) {
+            Class::Transient(why) => {
+                failures += 1;
+                retry.backoff(failures, key, &why).await?;
+            }
+            Class::Changed => return Err(S3Error::Changed),
+            Class::NotFound(d) => return Err(S3Error::NotFound(d)),
+            Class::Credentials(d) => return Err(S3Error::Credentials(d)),
+            Class::Fatal(d) => return Err(S3Error::Fatal(d)),
+        }
     }
 }
 
@@ -205,7 +234,7 @@ mod tests {
         assert!(r.backoff(1, "k", "x").await.is_ok());
         let err = r.backoff(1, "k", "x").await.unwrap_err();
         assert!(err.to_string().contains("budget"), "{err}");
-        assert_eq!(err.exit_code(), 9);
+        // Its exit code (9) is the sync's mapping, tested in sync::error.
         assert_eq!(r.remaining(), 0);
     }
 }

@@ -1,0 +1,230 @@
+//! Tests of the flags of `s3-seed sync`: flags become the component's config,
+//! and the contract round trip: the env the webhook writes into the injected
+//! container (from annotations, through `contract::SeedSpec`, and the admin's
+//! `InjectConfig`) parses back, through the real clap definition, into the
+//! `SyncConfig` the annotations asked for.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::path::PathBuf;
+
+use clap::{CommandFactory as _, FromArgMatches as _};
+use serde_json::Value;
+
+use crate::contract::{SeedSpec, env};
+use crate::sync::SyncConfig;
+use crate::webhook::InjectConfig;
+use crate::webhook::mutate::{MOUNT_PATH, build_container};
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn config(args: &[&str]) -> Result<crate::sync::SyncConfig, String> {
+    let argv = [
+        "s3-seed",
+        "sync",
+        "--source",
+        "s3://bkt/p/",
+        "--target",
+        "/data",
+    ];
+    let cli = Cli::try_parse_from(argv.iter().chain(args)).map_err(|e| e.to_string())?;
+    match cli.command {
+        Command::Sync(a) => Ok(a.to_config()),
+        _ => Err("not sync".into()),
+    }
+}
+
+#[test]
+fn flags_become_config() {
+    let cfg = config(&[]).unwrap();
+    assert_eq!(
+        (cfg.prune, cfg.concurrency, cfg.part_size),
+        (true, 16, 8 << 20)
+    );
+    let cfg = config(&[
+        "--no-prune",
+        "--part-size",
+        "256KiB",
+        "--concurrency",
+        "4",
+        "--include",
+        "*.bin",
+    ])
+    .unwrap();
+    assert_eq!(
+        (cfg.prune, cfg.concurrency, cfg.part_size),
+        (false, 4, 256 << 10)
+    );
+    assert_eq!(cfg.include.patterns(), ["*.bin"]);
+    for bad in [
+        &["--part-size", "1KiB"][..],
+        &["--concurrency", "0"],
+        &["--part-size", "6GiB"],
+    ] {
+        assert!(config(bad).is_err(), "{bad:?}");
+    }
+}
+
+/// The `env` of the container the webhook injects for these annotations:
+/// plain values, and the names of variables taken from a Secret.
+fn injected_env(
+    annotations: &[(&str, &str)],
+    inject: &InjectConfig,
+) -> (Vec<(String, String)>, Vec<String>) {
+    let annotations: BTreeMap<String, String> = annotations
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let spec = SeedSpec::from_annotations(&annotations)
+        .expect("the annotations of the case are valid")
+        .expect("the case opts in");
+    let container = build_container(&spec, "data", inject);
+    let vars = container["env"]
+        .as_array()
+        .expect("the container has an env list");
+    let (mut plain, mut secret) = (Vec::new(), Vec::new());
+    for var in vars {
+        let name = var["name"]
+            .as_str()
+            .expect("every env var has a name")
+            .to_owned();
+        match (&var["value"], &var["valueFrom"]) {
+            (Value::String(value), Value::Null) => plain.push((name, value.clone())),
+            (Value::Null, from) if from["secretKeyRef"].is_object() => secret.push(name),
+            other => panic!("{name}: neither a value nor a secretKeyRef: {other:?}"),
+        }
+    }
+    (plain, secret)
+}
+
+/// Parse `vars` the way `s3-seed sync` reads its environment: every variable
+/// must be the `env =` of one of its flags, and goes through that flag's
+/// value parser. The process environment is left out (the command's env
+/// bindings are cleared after the lookup), so the test sees only `vars`.
+fn parse_env(vars: &[(String, String)]) -> Result<SyncConfig, String> {
+    let cmd = Cli::command();
+    let sync = cmd
+        .find_subcommand("sync")
+        .expect("the sync subcommand exists");
+    let mut argv = vec!["s3-seed".to_owned(), "sync".to_owned()];
+    for (name, value) in vars {
+        let flag = sync
+            .get_arguments()
+            .find(|a| a.get_env() == Some(OsStr::new(name)))
+            .ok_or_else(|| format!("{name} is read by no flag of s3-seed sync"))?;
+        let long = flag.get_long().expect("every sync flag has a long name");
+        argv.push(format!("--{long}={value}"));
+    }
+    let cmd = cmd.mut_subcommand("sync", |s| s.mut_args(|a| a.env(None)));
+    let matches = cmd.try_get_matches_from(argv).map_err(|e| e.to_string())?;
+    match Cli::from_arg_matches(&matches)
+        .map_err(|e| e.to_string())?
+        .command
+    {
+        Command::Sync(args) => Ok(args.to_config()),
+        _ => Err("not sync".into()),
+    }
+}
+
+/// Annotations, the admin's config, the sync config they must give, and the
+/// variables that must come from the credentials Secret.
+type Case<'a> = (
+    &'a [(&'a str, &'a str)],
+    InjectConfig,
+    SyncConfig,
+    &'a [&'a str],
+);
+
+fn expected(source: &str) -> SyncConfig {
+    let source = source.parse().expect("the case's source is valid");
+    SyncConfig::new(source, PathBuf::from(MOUNT_PATH))
+}
+
+#[test]
+fn injected_env_parses_back_into_the_sync_config() {
+    let full = [
+        ("s3-seed.io/source", "s3://bkt/models/v2/"),
+        ("s3-seed.io/include", "*.bin,cfg/**"),
+        ("s3-seed.io/exclude", "tmp/**"),
+        ("s3-seed.io/prune", "false"),
+        ("s3-seed.io/endpoint", "https://store.example.com:9000"),
+        ("s3-seed.io/path-style", "true"),
+        ("s3-seed.io/region", "eu-west-1"),
+        ("s3-seed.io/credentials-secret", "s3-keys"),
+    ];
+    let tuned = InjectConfig {
+        sync_concurrency: Some(4),
+        sync_part_size: Some(1 << 20),
+        ..InjectConfig::default()
+    };
+    let mut want_full = expected("s3://bkt/models/v2/");
+    want_full.include = "*.bin,cfg/**".parse().unwrap();
+    want_full.exclude = "tmp/**".parse().unwrap();
+    want_full.prune = false;
+    want_full.endpoint = Some("https://store.example.com:9000".parse().unwrap());
+    want_full.path_style = true;
+    want_full.region = Some("eu-west-1".to_owned());
+    want_full.concurrency = 4;
+    want_full.part_size = 1 << 20;
+
+    // The admin's defaults fill what the annotations leave out.
+    let defaults = InjectConfig {
+        default_region: Some("us-west-2".to_owned()),
+        default_endpoint: Some("http://minio.example.com".parse().unwrap()),
+        default_path_style: Some(true),
+        ..InjectConfig::default()
+    };
+    let mut want_defaults = expected("s3://bkt");
+    want_defaults.region = Some("us-west-2".to_owned());
+    want_defaults.endpoint = Some("http://minio.example.com".parse().unwrap());
+    want_defaults.path_style = true;
+
+    let cases: [Case<'_>; 3] = [
+        (
+            &[("s3-seed.io/source", "s3://bkt/p")],
+            InjectConfig::default(),
+            expected("s3://bkt/p"),
+            &[],
+        ),
+        (
+            &full,
+            tuned,
+            want_full,
+            &[
+                env::AWS_ACCESS_KEY_ID,
+                env::AWS_SECRET_ACCESS_KEY,
+                env::AWS_SESSION_TOKEN,
+            ],
+        ),
+        (
+            &[("s3-seed.io/source", "s3://bkt")],
+            defaults,
+            want_defaults,
+            &[],
+        ),
+    ];
+    for (annotations, inject, want, secrets) in cases {
+        let (plain, secret) = injected_env(annotations, &inject);
+        let got = parse_env(&plain).unwrap_or_else(|e| panic!("{annotations:?}: {e}"));
+        assert_eq!(got, want, "{annotations:?} with {inject:?}");
+        // Keys reach the SDK's default chain under its own names, never a flag.
+        let mut secret = secret;
+        secret.sort();
+        let mut secrets = secrets.to_vec();
+        secrets.sort();
+        assert_eq!(secret, secrets, "{annotations:?}");
+    }
+}
+
+#[test]
+fn a_variable_no_flag_reads_is_caught() {
+    let vars = [
+        (env::SOURCE.to_owned(), "s3://bkt/p".to_owned()),
+        (env::TARGET.to_owned(), MOUNT_PATH.to_owned()),
+        ("S3_SEED_NOT_A_FLAG".to_owned(), "1".to_owned()),
+    ];
+    let err = parse_env(&vars).unwrap_err();
+    assert!(err.contains("S3_SEED_NOT_A_FLAG"), "{err}");
+}
