@@ -21,6 +21,7 @@ HERE=$PWD/.ci/s3compat
 [[ -x "$BIN" ]] || { echo "s3-compat: s3-seed binary not found at $BIN (set S3_SEED_BIN)" >&2; exit 1; }
 export S3_SERVERS_CACHE="${S3_SEED_CACHE:-$HOME/.cache/s3-seed}/s3servers"
 export S3_COMPAT_ACCESS_KEY=s3compat S3_COMPAT_SECRET_KEY=s3compat-secret-key
+export PYTHONDONTWRITEBYTECODE=1  # keep __pycache__ out of the checkout
 ALL=(moto minio s3proxy versitygw)
 
 command -v aws >/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'awscli>=1.36'
