@@ -16,6 +16,7 @@
 //! cluster this process started leaves its logs in `/tmp/s3-seed-cluster-test.*/logs`.
 
 pub mod kubectl;
+pub mod webhook;
 
 pub use kubectl::{Namespace, kubectl, wait_for};
 
