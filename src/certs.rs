@@ -31,23 +31,35 @@ pub struct CertsConfig {
     pub force: bool,
 }
 
-/// Why certificates could not be generated or written.
+/// Why certificates could not be generated or written. Each message carries
+/// its cause once (no `source()` repeats it).
 #[derive(Debug, Error)]
 pub enum CertsError {
     #[error("--service and --namespace must be DNS labels: {0}")]
-    Name(#[from] crate::contract::ValueError),
+    Name(crate::contract::ValueError),
     #[error("--days must be between 1 and 3650 (got {0})")]
     Days(u32),
     #[error("certificate generation failed: {0}")]
-    Rcgen(#[from] rcgen::Error),
+    Rcgen(rcgen::Error),
     #[error("{0} already exists; pass --force to overwrite it")]
     Exists(PathBuf),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {}: {error}", path.display())]
     Write {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+}
+
+impl From<crate::contract::ValueError> for CertsError {
+    fn from(e: crate::contract::ValueError) -> Self {
+        Self::Name(e)
+    }
+}
+
+impl From<rcgen::Error> for CertsError {
+    fn from(e: rcgen::Error) -> Self {
+        Self::Rcgen(e)
+    }
 }
 
 /// PEM-encoded output of [`generate`].
@@ -143,7 +155,7 @@ pub fn run(config: &CertsConfig) -> Result<String, CertsError> {
     ];
     let write_err = |path: &Path| {
         let path = path.to_owned();
-        move |source| CertsError::Write { path, source }
+        move |error| CertsError::Write { path, error }
     };
     fs::create_dir_all(&config.out).map_err(write_err(&config.out))?;
     if !config.force

@@ -10,6 +10,12 @@
 //! mutated one is re-rendered (YAML maps come out with sorted keys). Nothing
 //! is printed unless every document was admitted, so `inject | kubectl
 //! apply -f -` never applies half a stream.
+//!
+//! Documents are decoded strictly ([`strict`]): a repeated key is refused
+//! with its line, as the API server refuses duplicate fields. A denial says
+//! exactly what the webhook's denial says, after the document it is about.
+
+mod strict;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -17,37 +23,36 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use thiserror::Error;
 
+use crate::excerpt::Excerpt;
 use crate::webhook::{InjectConfig, MutateError, mutate};
+use strict::StrictValue;
 
-/// Why `inject` produced no output. Documents are numbered from 1.
+/// Why `inject` produced no output. Documents are numbered from 1. Each
+/// message carries its cause once (no `source()` repeats it).
 #[derive(Debug, Error)]
 pub enum InjectError {
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("cannot write the output: {0}")]
-    Write(#[source] std::io::Error),
-    #[error("document {index}: not valid YAML: {source}")]
+    Write(std::io::Error),
+    #[error("document {index}: not valid YAML: {error}")]
     Yaml {
         index: usize,
-        #[source]
-        source: serde_yaml_ng::Error,
+        error: serde_yaml_ng::Error,
     },
-    #[error("document {index}: not valid JSON: {source}")]
+    #[error("document {index}: not valid JSON: {error}")]
     Json {
         index: usize,
-        #[source]
-        source: serde_json::Error,
+        error: serde_json::Error,
     },
-    #[error("document {index} ({what}): denied: {source}")]
+    #[error("document {index} ({what}): denied: {denial}")]
     Denied {
         index: usize,
         what: String,
-        #[source]
-        source: MutateError,
+        denial: MutateError,
     },
     #[error("document {index} ({what}): the webhook's patch does not apply: {message}")]
     Patch {
@@ -61,9 +66,9 @@ pub enum InjectError {
 
 /// Read `file` (`-` for standard input), mutate, print to standard output.
 pub fn run(file: &Path, config: &InjectConfig) -> Result<(), InjectError> {
-    let read_err = |source| InjectError::Read {
+    let read_err = |error| InjectError::Read {
         path: file.to_owned(),
-        source,
+        error,
     };
     let mut input = String::new();
     if file == Path::new("-") {
@@ -92,11 +97,12 @@ pub fn inject_str(input: &str, config: &InjectConfig) -> Result<String, InjectEr
 
 fn inject_yaml(input: &str, config: &InjectConfig) -> Result<String, InjectError> {
     let mut out = String::with_capacity(input.len() + 1024);
+    let mut line = 0;
     for (i, chunk) in split_yaml(input).into_iter().enumerate() {
         let index = i + 1;
-        let mut doc: Value = serde_yaml_ng::from_str::<Option<Value>>(chunk)
-            .map_err(|source| InjectError::Yaml { index, source })?
-            .unwrap_or(Value::Null);
+        let mut doc =
+            parse_yaml(chunk, line).map_err(|error| InjectError::Yaml { index, error })?;
+        line += chunk.matches('\n').count();
         if !mutate_value(&mut doc, index, config)? {
             out.push_str(chunk);
             continue;
@@ -113,12 +119,12 @@ fn inject_yaml(input: &str, config: &InjectConfig) -> Result<String, InjectError
 
 fn inject_json(input: &str, config: &InjectConfig) -> Result<String, InjectError> {
     let mut out = String::with_capacity(input.len() + 1024);
-    let mut stream = serde_json::Deserializer::from_str(input).into_iter::<Value>();
+    let mut stream = serde_json::Deserializer::from_str(input).into_iter::<StrictValue>();
     let mut start = 0;
     let mut index = 0;
     while let Some(next) = stream.next() {
         index += 1;
-        let mut doc = next.map_err(|source| InjectError::Json { index, source })?;
+        let mut doc = next.map_err(|error| InjectError::Json { index, error })?.0;
         let end = stream.byte_offset();
         let chunk = &input[start..end];
         if mutate_value(&mut doc, index, config)? {
@@ -179,10 +185,10 @@ fn mutate_statefulset(
         return Ok(false);
     }
     let what = format!("{prefix}{}", describe(object));
-    let mutation = mutate(object, config).map_err(|source| InjectError::Denied {
+    let mutation = mutate(object, config).map_err(|denial| InjectError::Denied {
         index,
         what: what.clone(),
-        source,
+        denial,
     })?;
     if mutation.is_empty() {
         return Ok(false);
@@ -203,9 +209,25 @@ fn describe(object: &Value) -> String {
             .and_then(Value::as_str)
     };
     match (meta("namespace"), meta("name")) {
-        (Some(ns), Some(name)) => format!("StatefulSet {ns}/{name}"),
-        (None, Some(name)) => format!("StatefulSet {name}"),
+        (Some(ns), Some(name)) => {
+            format!("StatefulSet {}/{}", Excerpt::bare(ns), Excerpt::bare(name))
+        }
+        (None, Some(name)) => format!("StatefulSet {}", Excerpt::bare(name)),
         _ => "StatefulSet without a name".to_owned(),
+    }
+}
+
+/// One YAML document, strictly. `first_line` is where the document starts
+/// in the stream; an error is parsed again behind that many empty lines so
+/// that its line number counts from the start of the stream.
+fn parse_yaml(chunk: &str, first_line: usize) -> Result<Value, serde_yaml_ng::Error> {
+    let parse = |text: &str| {
+        serde_yaml_ng::from_str::<Option<StrictValue>>(text)
+            .map(|doc| doc.map_or(Value::Null, |d| d.0))
+    };
+    match parse(chunk) {
+        Err(_) if first_line > 0 => parse(&format!("{}{chunk}", "\n".repeat(first_line))),
+        result => result,
     }
 }
 

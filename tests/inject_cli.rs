@@ -174,3 +174,121 @@ fn a_denial_names_the_document_and_prints_nothing() {
         String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/manifest.yaml")
     );
 }
+
+/// The message of the webhook's denial of `object`.
+fn webhook_denial(object: &Value) -> String {
+    let body = json!({
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "u", "operation": "CREATE", "name": "x", "userInfo": {},
+            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
+            "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
+            "object": object,
+        }
+    });
+    let answer = review(
+        &serde_json::to_vec(&body).expect("json"),
+        &InjectConfig::default(),
+    );
+    let response: Value = serde_json::from_slice(&answer.body).expect("review JSON");
+    assert_eq!(response["response"]["allowed"], false, "{response}");
+    response["response"]["status"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned()
+}
+
+#[test]
+fn a_refusal_says_once_exactly_what_the_webhook_says() {
+    let cases = [
+        ("s3-seed.io/source", "s3://b/x/".to_owned()),
+        ("s3-seed.io/region", "r".repeat(5000)),
+        ("s3-seed.io/sorce", "s3://bucket/x/".to_owned()),
+    ];
+    for (key, value) in cases {
+        let mut object = fixture("statefulset-basic");
+        object["metadata"]["annotations"][key] = value.as_str().into();
+        let denial = webhook_denial(&object);
+        let out = inject(&[], &yaml(&object));
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            stderr,
+            format!("error: document 1 (StatefulSet shop/web): denied: {denial}\n"),
+            "inject and the webhook disagree"
+        );
+    }
+}
+
+#[test]
+fn a_yaml_error_is_printed_once() {
+    // Aliases that expand a thousandfold: serde_yaml's repetition limit.
+    let mut laughs = String::from("a: &a [x, x, x, x, x, x, x, x, x]\n");
+    for (name, prev) in [
+        ("b", "a"),
+        ("c", "b"),
+        ("d", "c"),
+        ("e", "d"),
+        ("f", "e"),
+        ("g", "f"),
+    ] {
+        let refs = vec![format!("*{prev}"); 9].join(", ");
+        laughs.push_str(&format!("{name}: &{name} [{refs}]\n"));
+    }
+    let out = inject(&[], &laughs);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: document 1: not valid YAML: "),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("repetition limit exceeded").count(),
+        1,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_repeated_key_is_refused_with_its_line() {
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop\n";
+    let statefulset = yaml(&fixture("statefulset-basic"));
+    let twice = statefulset.replacen(
+        "    s3-seed.io/source: ",
+        "    s3-seed.io/source: s3://other-bucket/x/\n    s3-seed.io/source: ",
+        1,
+    );
+    assert_ne!(twice, statefulset, "the fixture has the annotation");
+    let input = format!("{namespace}---\n{twice}");
+    let line = input
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("s3-seed.io/source:"))
+        .nth(1)
+        .map(|(i, _)| i + 1)
+        .expect("second line");
+    let out = inject(&[], &input);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "document 2: not valid YAML: metadata.annotations: duplicate key \"s3-seed.io/source\""
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("at line {line} column")),
+        "line {line}: {stderr}"
+    );
+
+    let json = "{\"apiVersion\": \"apps/v1\",\n \"kind\": \"StatefulSet\",\n \"kind\": \"Pod\"}";
+    let out = inject(&[], json);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("document 1: not valid JSON: duplicate key \"kind\" at line 3"),
+        "{stderr}"
+    );
+}

@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use proptest::prelude::*;
-use s3_seed::webhook::{AppState, InjectConfig, router};
+use s3_seed::webhook::{AppState, InjectConfig, Limits, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -179,6 +179,117 @@ async fn routes_methods_and_probes() {
     state.set_ready(false);
     let (status, _) = call(&app, "GET", "/readyz", "", Vec::new()).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+}
+
+/// The denial message of a review of the create fixture with `annotations`.
+async fn denial(app: &Router, annotations: &[(&str, &str)]) -> String {
+    let mut review = fixture("review-create");
+    for (key, value) in annotations {
+        review["request"]["object"]["metadata"]["annotations"][*key] = (*value).into();
+    }
+    let (status, body) = post(app, serde_json::to_vec(&review).expect("json")).await;
+    assert_eq!(status, StatusCode::OK);
+    let resp = admission_response(&body);
+    assert_eq!(resp["uid"], review["request"]["uid"]);
+    assert_eq!(resp["allowed"], false, "{resp}");
+    resp["status"]["message"]
+        .as_str()
+        .expect("message")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn denials_quote_a_short_excerpt_of_a_long_value_and_the_real_reason() {
+    let app = app();
+    let huge_bucket = format!("s3://{}", "a".repeat(1 << 20));
+    let long_region = "a".repeat(5000);
+    let long_key = format!("s3-seed.io/{}", "x".repeat(10_000));
+    // (annotations, what the denial must say)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a [&'a str]);
+    let cases: Vec<Case<'_>> = vec![
+        (
+            vec![("s3-seed.io/source", &huge_bucket)],
+            &[
+                "annotation s3-seed.io/source: bucket name \"aaaa",
+                "…\" (1048576 bytes)",
+                "use 3-63 characters",
+            ],
+        ),
+        (
+            vec![("s3-seed.io/region", &long_region)],
+            &[
+                "annotation s3-seed.io/region: ",
+                "(5000 bytes)",
+                "use 1-64 characters",
+            ],
+        ),
+        (
+            vec![("s3-seed.io/region", "EU WEST")],
+            &["\"EU WEST\" is not a valid region: use a-z, 0-9 and '-' only"],
+        ),
+        (
+            vec![(&long_key, "x")],
+            &["unknown annotation s3-seed.io/xxxx", "… (10011 bytes)"],
+        ),
+    ];
+    for (annotations, needles) in cases {
+        let message = denial(&app, &annotations).await;
+        assert!(
+            message.len() < 300,
+            "a long value is cut: {} bytes",
+            message.len()
+        );
+        for needle in needles {
+            assert!(message.contains(needle), "{message:?} lacks {needle:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_review_over_the_decode_budget_is_denied_with_its_uid() {
+    let limits = Limits {
+        decode_budget: 1024 * 1024,
+        ..Limits::default()
+    };
+    let app = router(
+        AppState::with_limits(InjectConfig::default(), &limits),
+        Duration::from_secs(5),
+    );
+    let keys: Vec<String> = (0..20_000).map(|i| format!("example.com/k{i}")).collect();
+    let mut annotations: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), "v")).collect();
+    annotations.push(("s3-seed.io/source", "s3://bucket/p/"));
+    let message = denial(&app, &annotations).await;
+    assert!(
+        message.contains("too large for the s3-seed webhook to review"),
+        "{message}"
+    );
+    assert!(message.contains("decode budget of 1 MiB"), "{message}");
+    // The same review fits the default budget and is patched.
+    let mut review = fixture("review-create");
+    for (key, value) in &annotations {
+        review["request"]["object"]["metadata"]["annotations"][*key] = (*value).into();
+    }
+    let (_, body) = post(&self::app(), serde_json::to_vec(&review).expect("json")).await;
+    assert!(admission_response(&body)["patch"].is_string());
+}
+
+#[tokio::test]
+async fn the_old_object_is_not_decoded_and_need_not_be_a_statefulset() {
+    // oldObject is skipped unread: any JSON there (even one nested deeper
+    // than serde_json would decode) changes nothing.
+    let app = app();
+    let mut review = fixture("review-update");
+    let (_, want) = post(&app, serde_json::to_vec(&review).expect("json")).await;
+    let deep = format!("{}{}", "[".repeat(1000), "]".repeat(1000));
+    let mut text = serde_json::to_string(&{
+        review["request"]["oldObject"] = json!("placeholder");
+        review
+    })
+    .expect("json");
+    text = text.replace("\"placeholder\"", &deep);
+    let (status, got) = post(&app, text.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(admission_response(&got), admission_response(&want));
 }
 
 /// Arbitrary JSON, a few levels deep.

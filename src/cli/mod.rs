@@ -86,6 +86,8 @@ async fn dispatch(command: Command) -> ExitCode {
 }
 
 /// Print an error chain the way `anyhow` formats it, and pick the exit code.
+/// The crate's errors carry their cause in their own message and expose no
+/// `source()`, so each cause is printed once.
 fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -111,5 +113,52 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// What `report` prints for an error: each cause once.
+    fn printed(e: impl std::error::Error + Send + Sync + 'static) -> (String, String) {
+        let message = e.to_string();
+        (format!("{:#}", anyhow::Error::from(e)), message)
+    }
+
+    #[test]
+    fn every_cause_is_printed_once() {
+        use std::collections::BTreeMap;
+
+        use crate::webhook::{MutateError, ServerError, TlsError};
+
+        let io = || std::io::Error::other("disk on fire");
+        let yaml = serde_yaml_ng::from_str::<serde_json::Value>("a: [").expect_err("bad yaml");
+        let bad_bucket: BTreeMap<String, String> =
+            [("s3-seed.io/source".to_owned(), "s3://b/x".to_owned())].into();
+        let annotation =
+            crate::contract::SeedSpec::from_annotations(&bad_bucket).expect_err("bad bucket");
+        let cases = [
+            printed(ServerError::Bind {
+                addr: "127.0.0.1:1".parse().expect("addr"),
+                error: io(),
+            }),
+            printed(ServerError::from(TlsError::ReadFile {
+                flag: "--tls-cert",
+                path: "/tls/tls.crt".into(),
+                error: io(),
+            })),
+            printed(crate::inject::InjectError::Yaml {
+                index: 1,
+                error: yaml,
+            }),
+            printed(crate::inject::InjectError::Denied {
+                index: 2,
+                what: "StatefulSet web".into(),
+                denial: MutateError::from(annotation),
+            }),
+            printed(crate::certs::CertsError::Write {
+                path: "/out/ca.key".into(),
+                error: io(),
+            }),
+        ];
+        for (chain, message) in cases {
+            assert_eq!(chain, message, "the chain repeats a cause");
+        }
     }
 }

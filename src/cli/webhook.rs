@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::contract::{Endpoint, parse_bool, parse_region};
-use crate::webhook::{self, InjectConfig, ServerConfig};
+use crate::webhook::{self, InjectConfig, Limits, ServerConfig};
 
 #[derive(Debug, Args)]
 pub struct WebhookArgs {
@@ -40,6 +40,27 @@ pub struct WebhookArgs {
     /// After the delay, wait at most this many seconds for requests in flight.
     #[arg(long, env = "S3_SEED_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Close a connection that has had no request in flight for this many
+    /// seconds (HTTP/2: GOAWAY), including one that never sent a request.
+    #[arg(long, env = "S3_SEED_IDLE_TIMEOUT_SECS", default_value_t = webhook::DEFAULT_IDLE_TIMEOUT.as_secs())]
+    pub idle_timeout_secs: u64,
+
+    /// Connections open at once; further clients wait in the listen backlog
+    /// until one closes.
+    #[arg(long, env = "S3_SEED_MAX_CONNECTIONS", default_value_t = webhook::DEFAULT_MAX_CONNECTIONS)]
+    pub max_connections: usize,
+
+    /// MiB of request bodies received or held at once (at least 7, the body
+    /// limit); a request that finds no room within 2 s gets 503.
+    #[arg(long, env = "S3_SEED_BODY_BUDGET_MIB", default_value_t = webhook::DEFAULT_BODY_BUDGET / MIB)]
+    pub body_budget_mib: usize,
+
+    /// MiB of memory the reviews decoding at once may take, as estimated
+    /// from their JSON before decoding; a request that finds no room within
+    /// 2 s gets 503, a single review estimated above it is denied.
+    #[arg(long, env = "S3_SEED_DECODE_BUDGET_MIB", default_value_t = webhook::DEFAULT_DECODE_BUDGET / MIB)]
+    pub decode_budget_mib: usize,
 
     #[command(flatten)]
     pub inject: InjectFlags,
@@ -114,8 +135,17 @@ impl From<InjectFlags> for InjectConfig {
     }
 }
 
+const MIB: usize = 1024 * 1024;
+
 impl From<WebhookArgs> for ServerConfig {
     fn from(a: WebhookArgs) -> Self {
+        let limits = Limits {
+            max_connections: a.max_connections,
+            idle_timeout: Duration::from_secs(a.idle_timeout_secs.max(1)),
+            body_budget: a.body_budget_mib.saturating_mul(MIB),
+            decode_budget: a.decode_budget_mib.saturating_mul(MIB),
+            ..Limits::default()
+        };
         Self {
             listen: a.listen,
             tls_cert: a.tls_cert,
@@ -124,6 +154,7 @@ impl From<WebhookArgs> for ServerConfig {
             request_timeout: Duration::from_secs(a.request_timeout_secs.max(1)),
             shutdown_delay: Duration::from_secs(a.shutdown_delay_secs),
             shutdown_grace: Duration::from_secs(a.shutdown_grace_secs),
+            limits,
             inject: a.inject.into(),
         }
     }

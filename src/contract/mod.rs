@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
+use crate::excerpt::Excerpt;
 pub use values::{
     Endpoint, GlobList, S3Uri, SubPath, ValueError, parse_bool, parse_k8s_name, parse_region,
 };
@@ -76,13 +77,12 @@ pub mod env {
 /// annotation so the developer knows what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum AnnotationError {
-    #[error("annotation {key}: {source}")]
+    #[error("annotation {key}: {error}")]
     Invalid {
         key: &'static str,
-        #[source]
-        source: ValueError,
+        error: ValueError,
     },
-    #[error("unknown annotation {key}{}", suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
+    #[error("unknown annotation {}{}", Excerpt::bare(key), suggestion.as_ref().map(|s| format!(" (did you mean {s}?)")).unwrap_or_default())]
     Unknown {
         key: String,
         suggestion: Option<&'static str>,
@@ -169,7 +169,7 @@ impl SeedSpec {
 }
 
 fn invalid(key: &'static str) -> impl Fn(ValueError) -> AnnotationError {
-    move |source| AnnotationError::Invalid { key, source }
+    move |error| AnnotationError::Invalid { key, error }
 }
 
 fn opt<T>(

@@ -10,30 +10,31 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+use crate::excerpt::Excerpt;
+
 /// Why a single value did not parse. The caller adds which annotation or flag
-/// it came from.
+/// it came from. Values are quoted as [`Excerpt`]s (a long one is cut), and
+/// the reason is the first rule the value breaks.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ValueError {
-    #[error("must start with s3:// (got {0:?})")]
-    NotS3Uri(String),
-    #[error(
-        "bucket name {0:?} is not valid: use 3-63 characters of a-z, 0-9, '.', '-' or '_', starting and ending with a letter or digit"
-    )]
-    Bucket(String),
-    #[error("prefix {0:?} is not valid: {1}")]
-    Prefix(String, &'static str),
-    #[error("{0:?} is not a valid path: {1}")]
-    SubPath(String, &'static str),
-    #[error("{0:?} is not a valid name: {1}")]
-    Name(String, &'static str),
-    #[error("{0:?} is not a valid region: use a-z, 0-9 and '-' only")]
-    Region(String),
-    #[error("{0:?} is not a valid endpoint: {1}")]
-    Endpoint(String, &'static str),
-    #[error("{0:?} is not a boolean: use \"true\" or \"false\"")]
-    Bool(String),
-    #[error("glob pattern {0:?} is not valid: {1}")]
-    Glob(String, String),
+    #[error("must start with s3:// (got {0})")]
+    NotS3Uri(Excerpt),
+    #[error("bucket name {0} is not valid: {1}")]
+    Bucket(Excerpt, &'static str),
+    #[error("prefix {0} is not valid: {1}")]
+    Prefix(Excerpt, &'static str),
+    #[error("{0} is not a valid path: {1}")]
+    SubPath(Excerpt, &'static str),
+    #[error("{0} is not a valid name: {1}")]
+    Name(Excerpt, &'static str),
+    #[error("{0} is not a valid region: {1}")]
+    Region(Excerpt, &'static str),
+    #[error("{0} is not a valid endpoint: {1}")]
+    Endpoint(Excerpt, &'static str),
+    #[error("{0} is not a boolean: use \"true\" or \"false\"")]
+    Bool(Excerpt),
+    #[error("glob pattern {0} is not valid: {1}")]
+    Glob(Excerpt, String),
 }
 
 /// `s3://BUCKET` or `s3://BUCKET/PREFIX`.
@@ -67,11 +68,9 @@ impl FromStr for S3Uri {
         let rest = s
             .trim()
             .strip_prefix("s3://")
-            .ok_or_else(|| ValueError::NotS3Uri(s.to_owned()))?;
+            .ok_or_else(|| ValueError::NotS3Uri(s.into()))?;
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if !valid_bucket(bucket) {
-            return Err(ValueError::Bucket(bucket.to_owned()));
-        }
+        check_bucket(bucket).map_err(|why| ValueError::Bucket(bucket.into(), why))?;
         validate_prefix(prefix)?;
         Ok(Self {
             bucket: bucket.to_owned(),
@@ -90,16 +89,22 @@ impl fmt::Display for S3Uri {
     }
 }
 
-fn valid_bucket(b: &str) -> bool {
+fn check_bucket(b: &str) -> Result<(), &'static str> {
     let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
-    (3..=63).contains(&b.len())
-        && b.chars().all(|c| edge(c) || matches!(c, '.' | '-' | '_'))
-        && b.starts_with(edge)
-        && b.ends_with(edge)
+    if !(3..=63).contains(&b.len()) {
+        return Err("use 3-63 characters");
+    }
+    if !b.chars().all(|c| edge(c) || matches!(c, '.' | '-' | '_')) {
+        return Err("use only a-z, 0-9, '.', '-' and '_'");
+    }
+    if !b.starts_with(edge) || !b.ends_with(edge) {
+        return Err("start and end with a letter or digit");
+    }
+    Ok(())
 }
 
 fn validate_prefix(p: &str) -> Result<(), ValueError> {
-    let err = |why| Err(ValueError::Prefix(p.to_owned(), why));
+    let err = |why| Err(ValueError::Prefix(p.into(), why));
     if p.len() > 1024 {
         return err("longer than 1024 bytes");
     }
@@ -130,7 +135,7 @@ impl FromStr for SubPath {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| Err(ValueError::SubPath(s.to_owned(), why));
+        let err = |why| Err(ValueError::SubPath(s.into(), why));
         let trimmed = s.strip_suffix('/').unwrap_or(s);
         if trimmed.is_empty() {
             return err("is empty");
@@ -161,7 +166,7 @@ impl fmt::Display for SubPath {
 /// A Kubernetes object name: a DNS-1123 subdomain when `subdomain` is set
 /// (Secrets), a DNS-1123 label otherwise (volumes).
 pub fn parse_k8s_name(s: &str, subdomain: bool) -> Result<String, ValueError> {
-    let err = |why| Err(ValueError::Name(s.to_owned(), why));
+    let err = |why| Err(ValueError::Name(s.into(), why));
     let max = if subdomain { 253 } else { 63 };
     if s.is_empty() || s.len() > max {
         return err(if subdomain {
@@ -183,15 +188,17 @@ pub fn parse_k8s_name(s: &str, subdomain: bool) -> Result<String, ValueError> {
 /// An AWS-style region name such as `eu-west-1` (S3-compatible stores often
 /// use `us-east-1`).
 pub fn parse_region(s: &str) -> Result<String, ValueError> {
-    let valid = !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if valid {
-        Ok(s.to_owned())
-    } else {
-        Err(ValueError::Region(s.to_owned()))
+    let err = |why| Err(ValueError::Region(s.into(), why));
+    if s.is_empty() || s.len() > 64 {
+        return err("use 1-64 characters");
     }
+    if !s
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    {
+        return err("use a-z, 0-9 and '-' only");
+    }
+    Ok(s.to_owned())
 }
 
 /// An `http://` or `https://` URL with a host and nothing after the path.
@@ -209,7 +216,12 @@ impl FromStr for Endpoint {
     type Err = ValueError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = |why| Err(ValueError::Endpoint(redact_userinfo(s), why));
+        let err = |why| {
+            Err(ValueError::Endpoint(
+                redact_userinfo(s).as_str().into(),
+                why,
+            ))
+        };
         let rest = match s.split_once("://") {
             Some(("http" | "https", rest)) => rest,
             _ => return err("must start with http:// or https://"),
@@ -250,7 +262,7 @@ pub fn parse_bool(s: &str) -> Result<bool, ValueError> {
     match s.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(true),
         "false" => Ok(false),
-        _ => Err(ValueError::Bool(s.to_owned())),
+        _ => Err(ValueError::Bool(s.into())),
     }
 }
 
@@ -284,7 +296,7 @@ impl FromStr for GlobList {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = Vec::new();
         for p in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            glob::Pattern::new(p).map_err(|e| ValueError::Glob(p.to_owned(), e.msg.to_owned()))?;
+            glob::Pattern::new(p).map_err(|e| ValueError::Glob(p.into(), e.msg.to_owned()))?;
             out.push(p.to_owned());
         }
         Ok(Self(out))
@@ -385,6 +397,49 @@ mod tests {
         }
         let err = "http://user:hunter2@host".parse::<Endpoint>().unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
+    }
+
+    #[test]
+    fn refusals_give_the_first_rule_broken_and_quote_an_excerpt() {
+        let long = |c: &str| c.repeat(5000);
+        let cases: Vec<(Result<(), ValueError>, &str)> = vec![
+            (parse_region(&long("a")).map(drop), "use 1-64 characters"),
+            (parse_region(&long("A")).map(drop), "use 1-64 characters"),
+            (
+                parse_region("EU").map(drop),
+                "\"EU\" is not a valid region: use a-z",
+            ),
+            (parse_region("").map(drop), "use 1-64 characters"),
+            (
+                "s3://b".parse::<S3Uri>().map(drop),
+                "\"b\" is not valid: use 3-63",
+            ),
+            ("s3://B-b".parse::<S3Uri>().map(drop), "use only a-z, 0-9"),
+            (
+                "s3://-bb".parse::<S3Uri>().map(drop),
+                "start and end with a letter",
+            ),
+            (
+                "s3://bucket/a\0b".parse::<S3Uri>().map(drop),
+                "control character",
+            ),
+            (
+                format!("s3://{}", long("b")).parse::<S3Uri>().map(drop),
+                "use 3-63 characters",
+            ),
+            (parse_k8s_name(&long("x"), false).map(drop), "must be 1-63"),
+            (parse_bool(&long("y")).map(drop), "is not a boolean"),
+        ];
+        for (result, needle) in cases {
+            let msg = result.expect_err(needle).to_string();
+            assert!(msg.contains(needle), "{msg:?} lacks {needle:?}");
+            assert!(msg.len() < 200, "the value is cut: {msg}");
+        }
+        let msg = parse_region(&long("a")).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa…\" (5000 bytes) is not a valid region: use 1-64 characters"
+        );
     }
 
     #[test]

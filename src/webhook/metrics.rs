@@ -10,6 +10,7 @@ use std::time::Duration;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -36,6 +37,8 @@ pub struct Metrics {
     admissions: Family<AdmissionLabels, Counter>,
     latency: Histogram,
     reloads: Family<ReloadLabels, Counter>,
+    connections: Gauge,
+    idle_closed: Counter,
 }
 
 impl Default for Metrics {
@@ -51,7 +54,7 @@ impl Metrics {
         let admissions = Family::<AdmissionLabels, Counter>::default();
         registry.register(
             "admissions",
-            "Admission requests by operation and outcome (allowed, patched, denied, rejected)",
+            "Admission requests by operation and outcome (allowed, patched, denied, rejected, busy)",
             admissions.clone(),
         );
         // 100 µs .. ~1.6 s
@@ -67,11 +70,25 @@ impl Metrics {
             "Serving certificate reloads by result (success, failure)",
             reloads.clone(),
         );
+        let connections = Gauge::default();
+        registry.register(
+            "connections",
+            "Open connections (TLS handshake done or in progress)",
+            connections.clone(),
+        );
+        let idle_closed = Counter::default();
+        registry.register(
+            "connections_closed_idle",
+            "Connections closed because no request was in flight for --idle-timeout-secs",
+            idle_closed.clone(),
+        );
         Self {
             registry,
             admissions,
             latency,
             reloads,
+            connections,
+            idle_closed,
         }
     }
 
@@ -97,11 +114,32 @@ impl Metrics {
         self.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
+    /// A connection was accepted; the returned guard counts it until dropped.
+    pub fn connection(self: &std::sync::Arc<Self>) -> ConnectionGauge {
+        self.connections.inc();
+        ConnectionGauge(std::sync::Arc::clone(self))
+    }
+
+    /// A connection is being closed for being idle.
+    pub fn idle_closed(&self) {
+        self.idle_closed.inc();
+    }
+
     /// The registry in the OpenMetrics text format.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Counts one open connection in `s3_seed_connections` while it lives.
+#[derive(Debug)]
+pub struct ConnectionGauge(std::sync::Arc<Metrics>);
+
+impl Drop for ConnectionGauge {
+    fn drop(&mut self) {
+        self.0.connections.dec();
     }
 }

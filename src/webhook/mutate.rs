@@ -20,15 +20,23 @@
 //! On UPDATE an earlier injection is replaced in place (the `s3-seed` init
 //! container is always first), never appended a second time. An object that
 //! opted out but still carries an earlier injection gets it removed.
+//!
+//! The webhook calls [`plan`], which takes the object as JSON text and never
+//! decodes it whole: it reads the typed view and copies out the parts the
+//! mutation may write ([`scope`]), and diffs those. [`mutate`] builds the
+//! whole desired object as well (for `s3-seed inject` and the tests), and
+//! its patch is the same one.
 
 mod container;
 mod patch;
+mod scope;
 mod view;
 
 use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::contract::{AnnotationError, CONFIG_HASH, STATUS, SeedSpec};
+use crate::excerpt::Excerpt;
 
 use super::InjectConfig;
 pub use container::{CONTAINER_NAME, MOUNT_PATH, build_container, config_hash};
@@ -67,7 +75,8 @@ impl Mutation {
 }
 
 /// Why a StatefulSet was denied. Messages are lowercase, name the annotation
-/// or field to fix, and list the valid choices where there are any.
+/// or field to fix, and list the valid choices where there are any. Names
+/// taken from the object are quoted as [`Excerpt`]s.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum MutateError {
     #[error(transparent)]
@@ -75,7 +84,8 @@ pub enum MutateError {
     #[error("object is not a valid StatefulSet: {0}")]
     Shape(String),
     #[error(
-        "annotation s3-seed.io/volume: volume {name:?} does not exist (volumeClaimTemplates: {claims}; pod volumes: {volumes})"
+        "annotation s3-seed.io/volume: volume {} does not exist (volumeClaimTemplates: {claims}; pod volumes: {volumes})",
+        Excerpt::new(name)
     )]
     VolumeNotFound {
         name: String,
@@ -87,11 +97,14 @@ pub enum MutateError {
     )]
     VolumeRequired { claims: Names, volumes: Names },
     #[error(
-        "annotation s3-seed.io/volume: volume {0:?} is a hostPath volume; annotations never choose host paths"
+        "annotation s3-seed.io/volume: volume {} is a hostPath volume; annotations never choose host paths",
+        Excerpt::new(.0)
     )]
     HostPath(String),
     #[error(
-        "annotation s3-seed.io/volume: volume {name:?} is a read-only {kind} volume; name a volumeClaimTemplate or a writable pod volume"
+        "annotation s3-seed.io/volume: volume {} is a read-only {} volume; name a volumeClaimTemplate or a writable pod volume",
+        Excerpt::new(name),
+        Excerpt::bare(kind)
     )]
     ReadOnlyVolume { name: String, kind: String },
     #[error(
@@ -100,32 +113,54 @@ pub enum MutateError {
     ReservedName,
 }
 
+/// What [`plan`] decided, and the patch that does it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub action: Action,
+    pub patch: json_patch::Patch,
+}
+
 /// Decide what to do with one StatefulSet and compute the patch.
 ///
 /// `object` is the StatefulSet exactly as received (the AdmissionRequest's
 /// `object`, or a document given to `s3-seed inject`).
 pub fn mutate(object: &Value, cfg: &InjectConfig) -> Result<Mutation, MutateError> {
     let view = StatefulSetView::parse(object)?;
-    let (action, desired) = match SeedSpec::from_annotations(&view.annotations)? {
-        Some(spec) => {
-            let target = view.resolve_volume(spec.volume.as_deref())?;
-            view.check_container_names()?;
-            inject(object, &spec, &target, cfg)
-        }
-        None if view.carries_injection() => (Action::Removed, remove(object)),
-        None => {
-            return Ok(Mutation {
-                action: Action::Untouched,
-                patch: json_patch::Patch(Vec::new()),
-                desired: object.clone(),
-            });
-        }
-    };
-    let patch = patch::between(object, &desired);
+    let (action, desired) = desire(&view, object, cfg)?;
+    let scope = scope::of_value(object);
+    let (_, desired_scope) = desire(&view, &scope, cfg)?;
+    let patch = patch::between(&scope, &desired_scope);
     Ok(Mutation {
         action,
         patch,
         desired,
+    })
+}
+
+/// [`mutate`]'s decision and patch for an object given as JSON text,
+/// without decoding the whole object or building the whole desired one.
+pub fn plan(object: &str, cfg: &InjectConfig) -> Result<Plan, MutateError> {
+    let view = StatefulSetView::parse_json(object)?;
+    let scope = scope::of_json(object).map_err(|e| MutateError::Shape(e.to_string()))?;
+    let (action, desired) = desire(&view, &scope, cfg)?;
+    let patch = patch::between(&scope, &desired);
+    Ok(Plan { action, patch })
+}
+
+/// The decision, applied to `base`: the whole object, or its scope.
+fn desire(
+    view: &StatefulSetView,
+    base: &Value,
+    cfg: &InjectConfig,
+) -> Result<(Action, Value), MutateError> {
+    Ok(match SeedSpec::from_annotations(&view.annotations)? {
+        Some(spec) => {
+            let target = view.resolve_volume(spec.volume.as_deref())?;
+            view.check_container_names()?;
+            inject(base, &spec, &target, cfg)
+        }
+        None if view.carries_injection() => (Action::Removed, remove(base)),
+        None => (Action::Untouched, base.clone()),
     })
 }
 

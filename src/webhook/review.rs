@@ -11,21 +11,27 @@
 //! - only CREATE and UPDATE of `apps` StatefulSets (not their subresources)
 //!   are mutated; everything else is allowed unchanged.
 //!
-//! `request.object` is taken out of the review as raw JSON before the rest is
-//! deserialized, so the object is never round-tripped through typed structs
-//! and a malformed object becomes a denial with the uid, not a 400.
+//! Memory: the review decodes only the request fields it reads. `object`
+//! stays a slice of the body ([`RawValue`]) that [`plan`] reads from, so the
+//! StatefulSet is never decoded whole, and `oldObject` (as large as the
+//! object on UPDATE) is skipped without being decoded at all. Between
+//! [`prepare`] and [`Prepared::finish`] the caller learns what decoding
+//! will cost ([`Prepared::cost`]) and can wait for room first.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::StatusCode;
-use kube::core::admission::{
-    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND, Operation,
-};
-use kube::core::{DynamicObject, Status};
+use k8s_openapi::api::authentication::v1::UserInfo;
+use kube::core::admission::{AdmissionResponse, META_API_VERSION_V1, META_KIND, Operation};
+use kube::core::{GroupVersionKind, GroupVersionResource, Status};
+use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::InjectConfig;
-use super::mutate::mutate;
+use super::footprint;
+use super::mutate::plan;
+use crate::excerpt::{Excerpt, shorten_quoted};
 
 /// What happened to one request, for logs and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -38,6 +44,8 @@ pub enum Decision {
     Denied,
     /// Not a review: answered with a 4xx status.
     Rejected,
+    /// Not reviewed because the webhook was at its limits: 503.
+    Busy,
 }
 
 impl Decision {
@@ -47,6 +55,7 @@ impl Decision {
             Self::Patched => "patched",
             Self::Denied => "denied",
             Self::Rejected => "rejected",
+            Self::Busy => "busy",
         }
     }
 }
@@ -69,27 +78,139 @@ pub struct Reviewed {
     pub reason: Option<String>,
 }
 
-/// Answer one AdmissionReview body.
+/// Answer one AdmissionReview body, whatever decoding costs.
 pub fn review(body: &[u8], cfg: &InjectConfig) -> Reviewed {
-    let (req, object) = match parse(body) {
-        Ok(parsed) => parsed,
-        Err(reason) => return rejected(reason),
+    match prepare(body) {
+        Ok(prepared) => prepared.finish(cfg),
+        Err(rejected) => *rejected,
+    }
+}
+
+/// The outer AdmissionReview, with `request` still as text.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    kind: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    api_version: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    request: Option<&'a RawValue>,
+}
+
+/// The request fields the review reads, required as kube-core requires
+/// them. Every other field, `oldObject` included, is skipped undecoded.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Request<'a> {
+    uid: String,
+    kind: GroupVersionKind,
+    #[allow(dead_code, reason = "required by the contract, not read")]
+    resource: GroupVersionResource,
+    #[serde(default)]
+    sub_resource: Option<String>,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    namespace: Option<String>,
+    operation: Operation,
+    #[allow(dead_code, reason = "required by the contract, not read")]
+    user_info: UserInfo,
+    #[serde(borrow, default)]
+    object: Option<&'a RawValue>,
+}
+
+/// A request that parsed, before its object is decoded.
+#[derive(Debug)]
+pub struct Prepared<'a> {
+    req: Request<'a>,
+    cost: usize,
+}
+
+/// Read the envelope and the request fields, and estimate the review's
+/// cost; a body that is not a review is answered (400) here.
+pub fn prepare(body: &[u8]) -> Result<Prepared<'_>, Box<Reviewed>> {
+    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
+        let what = if e.is_data() {
+            "not an AdmissionReview"
+        } else {
+            "not JSON"
+        };
+        rejected(format!(
+            "request body is {what}: {}",
+            shorten_quoted(&e.to_string())
+        ))
+    })?;
+    let text =
+        |raw: Option<&RawValue>| raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok());
+    let (kind, api_version) = (text(envelope.kind), text(envelope.api_version));
+    if kind.as_deref() != Some(META_KIND) || api_version.as_deref() != Some(META_API_VERSION_V1) {
+        let show =
+            |s: Option<String>| s.map_or("none".to_owned(), |s| Excerpt::new(&s).to_string());
+        return Err(rejected(format!(
+            "request body is not an {META_API_VERSION_V1} {META_KIND} (kind {}, apiVersion {})",
+            show(kind),
+            show(api_version)
+        )));
+    }
+    let raw = envelope
+        .request
+        .filter(|r| r.get() != "null")
+        .ok_or_else(|| rejected(format!("the {META_KIND} has no request object")))?;
+    let req: Request<'_> = serde_json::from_str(raw.get()).map_err(|e| {
+        rejected(format!(
+            "the {META_KIND} request is not valid: {}",
+            shorten_quoted(&e.to_string())
+        ))
+    })?;
+    let cost = match req.object {
+        Some(object) if is_statefulset_write(&req) => footprint::review_cost(object.get()),
+        _ => footprint::FIXED,
     };
-    let (response, decision) = decide(&req, object, cfg);
-    let reason = (!response.allowed).then(|| response.result.message.clone());
-    let body = match encode(response) {
-        Ok(body) => body,
-        Err(e) => return rejected(format!("cannot serialize the response: {e}")),
-    };
-    Reviewed {
-        status: StatusCode::OK,
-        body,
-        decision,
-        uid: req.uid.clone(),
-        namespace: req.namespace.clone().unwrap_or_default(),
-        name: req.name.clone(),
-        operation: operation_name(&req.operation),
-        reason,
+    Ok(Prepared { req, cost })
+}
+
+impl Prepared<'_> {
+    /// Estimated peak heap bytes of [`Self::finish`].
+    pub fn cost(&self) -> usize {
+        self.cost
+    }
+
+    /// Decide, patch and encode the answer.
+    pub fn finish(self, cfg: &InjectConfig) -> Reviewed {
+        let (response, decision) = decide(&self.req, cfg);
+        self.answer(response, decision)
+    }
+
+    /// Deny a review that would cost more than the whole decode budget.
+    pub fn too_large(self, budget: usize) -> Reviewed {
+        let mib = |b: usize| b.div_ceil(1024 * 1024);
+        let message = format!(
+            "the StatefulSet is too large for the s3-seed webhook to review: its annotations, pod template metadata, init containers, volumes and container names need about {} MiB of memory, more than the webhook's decode budget of {} MiB (--decode-budget-mib)",
+            mib(self.cost),
+            mib(budget)
+        );
+        let response = deny(allow(&self.req.uid), message);
+        self.answer(response, Decision::Denied)
+    }
+
+    fn answer(self, response: AdmissionResponse, decision: Decision) -> Reviewed {
+        let reason = (!response.allowed).then(|| response.result.message.clone());
+        let body = match encode(response) {
+            Ok(body) => body,
+            Err(e) => return *rejected(format!("cannot serialize the response: {e}")),
+        };
+        let req = self.req;
+        Reviewed {
+            status: StatusCode::OK,
+            body,
+            decision,
+            operation: operation_name(&req.operation),
+            uid: req.uid,
+            namespace: req.namespace.unwrap_or_default(),
+            name: req.name,
+            reason,
+        }
     }
 }
 
@@ -108,73 +229,55 @@ fn encode(response: AdmissionResponse) -> Result<Vec<u8>, serde_json::Error> {
     serde_json::to_vec(&review)
 }
 
-/// Split the body into the typed request and the raw `request.object`.
-fn parse(body: &[u8]) -> Result<(AdmissionRequest<DynamicObject>, Value), String> {
-    let mut value: Value =
-        serde_json::from_slice(body).map_err(|e| format!("request body is not JSON: {e}"))?;
-    let kind = value.get("kind").and_then(Value::as_str);
-    let api_version = value.get("apiVersion").and_then(Value::as_str);
-    if kind != Some(META_KIND) || api_version != Some(META_API_VERSION_V1) {
-        return Err(format!(
-            "request body is not an {META_API_VERSION_V1} {META_KIND} (kind {kind:?}, apiVersion {api_version:?})"
-        ));
+/// The response for a parsed request, and how to count it.
+fn decide(req: &Request<'_>, cfg: &InjectConfig) -> (AdmissionResponse, Decision) {
+    let allowed = allow(&req.uid);
+    if !is_statefulset_write(req) {
+        return (allowed, Decision::Allowed);
     }
-    let request = value
-        .get_mut("request")
-        .and_then(Value::as_object_mut)
-        .ok_or_else(|| format!("the {META_KIND} has no request object"))?;
-    let object = request.remove("object").unwrap_or(Value::Null);
-    request.remove("oldObject");
-    let review: AdmissionReview<DynamicObject> = serde_json::from_value(value)
-        .map_err(|e| format!("the {META_KIND} request is not valid: {e}"))?;
-    let req = review
-        .try_into()
-        .map_err(|_| format!("the {META_KIND} has no request object"))?;
-    Ok((req, object))
+    let Some(object) = req.object.filter(|o| o.get().trim_start().starts_with('{')) else {
+        let message = "request.object is missing or not an object".to_owned();
+        return (deny(allowed, message), Decision::Denied);
+    };
+    match plan(object.get(), cfg) {
+        Ok(p) if p.patch.0.is_empty() => (allowed, Decision::Allowed),
+        Ok(p) => match allowed.with_patch(p.patch) {
+            Ok(patched) => (patched, Decision::Patched),
+            Err(e) => {
+                let message = format!("cannot encode the patch: {e}");
+                (deny(allow(&req.uid), message), Decision::Denied)
+            }
+        },
+        Err(e) => (deny(allowed, e.to_string()), Decision::Denied),
+    }
 }
 
-/// The response for a parsed request, and how to count it.
-fn decide(
-    req: &AdmissionRequest<DynamicObject>,
-    object: Value,
-    cfg: &InjectConfig,
-) -> (AdmissionResponse, Decision) {
-    let allow = AdmissionResponse::from(req);
-    if !is_statefulset_write(req) {
-        return (allow, Decision::Allowed);
-    }
-    if !object.is_object() {
-        return deny(allow, "request.object is missing or not an object".into());
-    }
-    match mutate(&object, cfg) {
-        Ok(m) if m.is_empty() => (allow, Decision::Allowed),
-        Ok(m) => match allow.with_patch(m.patch) {
-            Ok(patched) => (patched, Decision::Patched),
-            Err(e) => deny(
-                AdmissionResponse::from(req),
-                format!("cannot encode the patch: {e}"),
-            ),
-        },
-        Err(e) => deny(allow, e.to_string()),
-    }
+/// An allowing response for `uid` (kube-core builds one only from a typed
+/// request, which would decode the objects).
+fn allow(uid: &str) -> AdmissionResponse {
+    let mut response = AdmissionResponse::invalid("");
+    response.uid = uid.to_owned();
+    response.allowed = true;
+    response.result = Status::default();
+    response
 }
 
 /// CREATE or UPDATE of an `apps` StatefulSet itself (not a subresource).
-fn is_statefulset_write(req: &AdmissionRequest<DynamicObject>) -> bool {
+fn is_statefulset_write(req: &Request<'_>) -> bool {
     matches!(req.operation, Operation::Create | Operation::Update)
         && req.kind.group == "apps"
         && req.kind.kind == "StatefulSet"
         && req.sub_resource.as_deref().unwrap_or_default().is_empty()
 }
 
-fn deny(response: AdmissionResponse, message: String) -> (AdmissionResponse, Decision) {
+fn deny(response: AdmissionResponse, message: String) -> AdmissionResponse {
     let mut denied = response.deny(&message);
     denied.result = Status::failure(&message, "BadRequest").with_code(400);
-    (denied, Decision::Denied)
+    denied
 }
 
-fn rejected(reason: String) -> Reviewed {
-    Reviewed {
+fn rejected(reason: String) -> Box<Reviewed> {
+    Box::new(Reviewed {
         status: StatusCode::BAD_REQUEST,
         body: reason.clone().into_bytes(),
         decision: Decision::Rejected,
@@ -183,7 +286,7 @@ fn rejected(reason: String) -> Reviewed {
         name: String::new(),
         operation: "",
         reason: Some(reason),
-    }
+    })
 }
 
 fn operation_name(op: &Operation) -> &'static str {
@@ -192,5 +295,80 @@ fn operation_name(op: &Operation) -> &'static str {
         Operation::Update => "UPDATE",
         Operation::Delete => "DELETE",
         Operation::Connect => "CONNECT",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(request: Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": request,
+        }))
+        .expect("json")
+    }
+
+    fn request(object: Value) -> Value {
+        serde_json::json!({
+            "uid": "u-1", "operation": "UPDATE", "name": "web", "namespace": "shop", "userInfo": {},
+            "kind": {"group": "apps", "version": "v1", "kind": "StatefulSet"},
+            "resource": {"group": "apps", "version": "v1", "resource": "statefulsets"},
+            "object": object,
+            "oldObject": {"huge": vec!["x"; 1000]},
+        })
+    }
+
+    #[test]
+    fn cost_counts_the_object_only_for_statefulset_writes() {
+        let object = serde_json::json!({"metadata": {"annotations": {"a": "b".repeat(10_000)}}});
+        let write = body(request(object.clone()));
+        let prepared = prepare(&write).expect("parses");
+        assert!(
+            prepared.cost() > footprint::FIXED + 5 * 10_000,
+            "{}",
+            prepared.cost()
+        );
+        let mut delete = request(object);
+        delete["operation"] = "DELETE".into();
+        let delete = body(delete);
+        assert_eq!(prepare(&delete).expect("parses").cost(), footprint::FIXED);
+    }
+
+    #[test]
+    fn too_large_is_a_denial_with_the_uid() {
+        let b = body(request(serde_json::json!({"metadata": {}})));
+        let answer = prepare(&b).expect("parses").too_large(1024 * 1024);
+        assert_eq!(answer.status, StatusCode::OK);
+        assert_eq!(answer.decision, Decision::Denied);
+        let review: Value = serde_json::from_slice(&answer.body).expect("json");
+        assert_eq!(review["response"]["uid"], "u-1");
+        assert_eq!(review["response"]["allowed"], false);
+        let message = review["response"]["status"]["message"]
+            .as_str()
+            .expect("message");
+        assert!(message.contains("--decode-budget-mib"), "{message}");
+    }
+
+    #[test]
+    fn rejections_quote_excerpts_of_values() {
+        let long = "K".repeat(10_000);
+        let cases = [
+            serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": long}),
+            serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                               "request": {"uid": long, "operation": long}}),
+        ];
+        for case in cases {
+            let answer = review(
+                &serde_json::to_vec(&case).expect("json"),
+                &InjectConfig::default(),
+            );
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+            let reason = answer.reason.expect("reason");
+            assert!(reason.len() < 300, "{reason}");
+            assert!(reason.contains("(10000 bytes)"), "{reason}");
+        }
     }
 }

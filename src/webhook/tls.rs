@@ -10,7 +10,10 @@
 //! parse (or a key that does not match) keep the old certificate and log
 //! one error per change. A cert read twice around the key read guards
 //! against mixing the old certificate with the new key mid-swap.
+//!
+//! [`TlsError`] is this module's own error; the server wraps it.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
@@ -20,11 +23,31 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
+use thiserror::Error;
 use tokio::task::JoinHandle;
 use tracing::{Instrument, error, info, info_span, warn};
 
 use super::metrics::Metrics;
-use super::server::ServerError;
+
+/// Why the certificate files cannot serve. Messages name the flag; each
+/// message carries its cause, which is not repeated as a `source()`.
+#[derive(Debug, Error)]
+pub enum TlsError {
+    #[error("cannot read {flag} {}: {error}", path.display())]
+    ReadFile {
+        flag: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    #[error("--tls-cert is not a PEM certificate chain: {0}")]
+    CertPem(String),
+    #[error("--tls-key is not a PEM private key: {0}")]
+    KeyPem(String),
+    #[error("--tls-key does not belong to the certificate in --tls-cert: {0}")]
+    KeyMismatch(rustls::Error),
+    #[error("cannot configure TLS: {0}")]
+    Config(rustls::Error),
+}
 
 /// The certificate handed to every new handshake; swapped on reload.
 #[derive(Debug)]
@@ -61,25 +84,25 @@ impl ResolvesServerCert for CertStore {
 
 /// Parse a PEM certificate chain (leaf first) and a PEM private key into a
 /// matching pair.
-pub fn load_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, ServerError> {
+pub fn load_pair(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, TlsError> {
     let chain = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| ServerError::CertPem(e.to_string()))?;
+        .map_err(|e| TlsError::CertPem(e.to_string()))?;
     if chain.is_empty() {
-        return Err(ServerError::CertPem("no CERTIFICATE block found".into()));
+        return Err(TlsError::CertPem("no CERTIFICATE block found".into()));
     }
     // The error of a key parse never contains key material.
     let key =
-        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| ServerError::KeyPem(e.to_string()))?;
-    CertifiedKey::from_der(chain, key, &provider()).map_err(ServerError::KeyMismatch)
+        PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| TlsError::KeyPem(e.to_string()))?;
+    CertifiedKey::from_der(chain, key, &provider()).map_err(TlsError::KeyMismatch)
 }
 
 /// A rustls server configuration that takes its certificate from `store`:
 /// TLS 1.2 and 1.3, ALPN h2 and http/1.1, no client authentication.
-pub fn server_config(store: Arc<CertStore>) -> Result<rustls::ServerConfig, ServerError> {
+pub fn server_config(store: Arc<CertStore>) -> Result<rustls::ServerConfig, TlsError> {
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider()))
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(ServerError::TlsConfig)?
+        .map_err(TlsError::Config)?
         .with_no_client_auth()
         .with_cert_resolver(store);
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -93,11 +116,11 @@ fn provider() -> CryptoProvider {
         .unwrap_or_else(rustls::crypto::aws_lc_rs::default_provider)
 }
 
-async fn read_files(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), ServerError> {
+async fn read_files(cert: &Path, key: &Path) -> Result<(Vec<u8>, Vec<u8>), TlsError> {
     let read = |path: PathBuf, flag: &'static str| async move {
         tokio::fs::read(&path)
             .await
-            .map_err(|source| ServerError::ReadFile { flag, path, source })
+            .map_err(|error| TlsError::ReadFile { flag, path, error })
     };
     let cert_pem = read(cert.to_owned(), "--tls-cert").await?;
     let key_pem = read(key.to_owned(), "--tls-key").await?;
@@ -122,7 +145,7 @@ impl Reloader {
         cert: PathBuf,
         key: PathBuf,
         metrics: Arc<Metrics>,
-    ) -> Result<Self, ServerError> {
+    ) -> Result<Self, TlsError> {
         let seen = read_files(&cert, &key).await?;
         let store = Arc::new(CertStore::new(load_pair(&seen.0, &seen.1)?));
         Ok(Self {
@@ -189,7 +212,7 @@ impl Reloader {
 
     /// Both files, or `None` when the certificate changed while the key was
     /// read (a rotation in progress: look again on the next tick).
-    async fn read_stable(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, ServerError> {
+    async fn read_stable(&self) -> Result<Option<(Vec<u8>, Vec<u8>)>, TlsError> {
         let (cert, key) = read_files(&self.cert, &self.key).await?;
         let (again, _) = read_files(&self.cert, &self.key).await?;
         Ok((cert == again).then_some((cert, key)))

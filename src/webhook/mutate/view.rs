@@ -14,11 +14,16 @@ use serde_json::{Map, Value};
 
 use super::{CONTAINER_NAME, MutateError};
 use crate::contract::{CONFIG_HASH, STATUS};
+use crate::excerpt::{Excerpt, shorten_quoted};
 
 /// Pod volume kinds whose mounts are always read-only.
 const READ_ONLY_KINDS: [&str; 5] = ["configMap", "secret", "projected", "downwardAPI", "image"];
 
-/// A list of names for error messages: `a, b`, or `none`.
+/// Names listed in an error message at most; the rest are counted.
+const LISTED_NAMES: usize = 8;
+
+/// A list of names for error messages: `a, b`, or `none`; each name is an
+/// [`Excerpt`] and a long list ends with `and N more`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Names(pub Vec<String>);
 
@@ -35,9 +40,15 @@ impl Names {
 impl fmt::Display for Names {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
-            f.write_str("none")
-        } else {
-            f.write_str(&self.0.join(", "))
+            return f.write_str("none");
+        }
+        for (i, name) in self.0.iter().take(LISTED_NAMES).enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{}", Excerpt::bare(name))?;
+        }
+        match self.0.len().checked_sub(LISTED_NAMES) {
+            Some(more) if more > 0 => write!(f, " and {more} more"),
+            _ => Ok(()),
         }
     }
 }
@@ -116,7 +127,16 @@ pub(super) struct StatefulSetView {
 impl StatefulSetView {
     /// Read the view, or explain which part of the object has the wrong shape.
     pub fn parse(object: &Value) -> Result<Self, MutateError> {
-        let raw = Raw::deserialize(object).map_err(|e| MutateError::Shape(e.to_string()))?;
+        Self::from_raw(Raw::deserialize(object))
+    }
+
+    /// [`Self::parse`] from JSON text, decoding only what the view names.
+    pub fn parse_json(object: &str) -> Result<Self, MutateError> {
+        Self::from_raw(serde_json::from_str(object))
+    }
+
+    fn from_raw(raw: Result<Raw, serde_json::Error>) -> Result<Self, MutateError> {
+        let raw = raw.map_err(|e| MutateError::Shape(shorten_quoted(&e.to_string())))?;
         let template_meta = raw.spec.template.metadata.and_then(|m| m.annotations);
         let pod = raw.spec.template.spec;
         Ok(Self {
@@ -210,7 +230,9 @@ fn string_map(
         .map(|(key, value)| match value {
             Value::String(s) => Ok((key, s)),
             other => Err(MutateError::Shape(format!(
-                "{path}: the value of {key:?} must be a string, got {other}; quote it"
+                "{path}: the value of {} must be a string, got {}; quote it",
+                Excerpt::new(&key),
+                Excerpt::of_json(&other)
             ))),
         })
         .collect()

@@ -151,6 +151,8 @@ pub enum Proto {
     Http1Tls13,
     Http1Tls12,
     Http2,
+    /// TLS 1.3 without ALPN: the server must sniff the protocol.
+    NoAlpn,
 }
 
 impl Client {
@@ -179,6 +181,7 @@ impl Client {
         config.resumption = rustls::client::Resumption::disabled();
         config.alpn_protocols = match proto {
             Proto::Http2 => vec![b"h2".to_vec()],
+            Proto::NoAlpn => Vec::new(),
             _ => vec![b"http/1.1".to_vec()],
         };
         Self {

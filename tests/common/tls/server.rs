@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use http::StatusCode;
-use s3_seed::webhook::{InjectConfig, ServerConfig, ServerError, serve_with};
+use s3_seed::webhook::{InjectConfig, Limits, ServerConfig, ServerError, serve_with};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -39,6 +39,7 @@ pub fn config(dir: &SecretDir) -> ServerConfig {
         request_timeout: Duration::from_secs(5),
         shutdown_delay: Duration::ZERO,
         shutdown_grace: Duration::from_secs(5),
+        limits: Limits::default(),
         inject: InjectConfig {
             image: "registry.example/s3-seed:0.1.0".to_owned(),
             ..InjectConfig::default()

@@ -54,6 +54,9 @@ pub(super) fn with(name: &str, edits: &[(&str, Option<&str>)]) -> Value {
 /// Mutate, then check the properties every successful mutation must have.
 pub(super) fn checked(object: &Value, cfg: &InjectConfig) -> Mutation {
     let m = mutate(object, cfg).unwrap_or_else(|e| panic!("unexpected denial: {e}"));
+    let planned = plan(&object.to_string(), cfg).expect("plan admits what mutate admits");
+    assert_eq!(planned.patch, m.patch, "plan and mutate patch alike");
+    assert_eq!(planned.action, m.action);
     let mut applied = object.clone();
     json_patch::patch(&mut applied, &m.patch).expect("the patch applies under strict RFC 6902");
     assert_eq!(
