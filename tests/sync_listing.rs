@@ -25,25 +25,25 @@ fn every_listing(s3: &S3Server, page: Fault) {
     s3.inject(Rule::new(page).op("ListObjectsV2").times(u32::MAX));
 }
 
+/// A sync of `p/` fails with exit 4 saying the store's listing is broken
+/// and `why`, after exactly `lists` ListObjectsV2 requests and no GET.
+async fn expect_broken(s3: &S3Server, why: &str, lists: u64) {
+    s3.reset_counts();
+    let target = tempfile::tempdir().unwrap();
+    let err = run(s3, &config(s3, "p/", target.path())).await.unwrap_err();
+    expect_failure(&err, 4, &["the store's listing is broken", why]);
+    assert!(!err.to_string().contains("Error {"), "{err}");
+    assert_eq!(s3.counts().op("ListObjectsV2"), lists, "{err}");
+    assert_eq!(s3.counts().op("GetObject"), 0);
+    assert!(tree(target.path()).is_empty());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_looping_continuation_token_fails_the_listing() {
     let s3 = S3Server::start().await;
     every_listing(&s3, Fault::listing(&[("p/a", "1")], Some("same-token")));
-    let target = tempfile::tempdir().unwrap();
-    let err = run(&s3, &config(&s3, "p/", target.path()))
-        .await
-        .unwrap_err();
-    expect_failure(
-        &err,
-        4,
-        &["the store's listing is broken", "\"same-token\" again"],
-    );
-    assert_eq!(
-        s3.counts().op("ListObjectsV2"),
-        2,
-        "the token came back once"
-    );
-    assert!(tree(target.path()).is_empty());
+    // the token came back once
+    expect_broken(&s3, "\"same-token\" again", 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -56,27 +56,12 @@ async fn a_page_without_progress_fails_the_listing() {
         let again = Fault::listing(&[("p/a", "1")], Some(&format!("t{n}")));
         s3.inject(Rule::new(again).op("ListObjectsV2"));
     }
-    let target = tempfile::tempdir().unwrap();
-    let err = run(&s3, &config(&s3, "p/", target.path()))
-        .await
-        .unwrap_err();
-    expect_failure(
-        &err,
-        4,
-        &["the store's listing is broken", "no key after \"p/b\""],
-    );
-    assert_eq!(s3.counts().op("ListObjectsV2"), 2);
+    expect_broken(&s3, "no key after \"p/b\"", 2).await;
 
     // a truncated page that gives no token would end the listing half-way
     s3.clear_faults();
-    s3.reset_counts();
-    let cut = Fault::listing(&[("p/a", "1")], Some(""));
-    every_listing(&s3, cut);
-    let err = run(&s3, &config(&s3, "p/", target.path()))
-        .await
-        .unwrap_err();
-    expect_failure(&err, 4, &["truncated but gives no continuation token"]);
-    assert_eq!(s3.counts().op("ListObjectsV2"), 1);
+    every_listing(&s3, Fault::listing(&[("p/a", "1")], Some("")));
+    expect_broken(&s3, "truncated but gives no continuation token", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,13 +99,6 @@ async fn an_impossible_size_is_a_clear_error() {
     ] {
         let s3 = S3Server::start().await;
         every_listing(&s3, Fault::listing(&[("p/huge", size)], None));
-        let target = tempfile::tempdir().unwrap();
-        let err = run(&s3, &config(&s3, "p/", target.path()))
-            .await
-            .unwrap_err();
-        expect_failure(&err, 4, &["the store's listing is broken", why]);
-        assert!(!err.to_string().contains("Error {"), "{err}");
-        assert_eq!(s3.counts().op("ListObjectsV2"), 1, "not retried");
-        assert_eq!(s3.counts().op("GetObject"), 0);
+        expect_broken(&s3, why, 1).await; // not retried
     }
 }
