@@ -1,14 +1,20 @@
 //! Failure paths of `s3-seed sync`: objects replaced mid-download (412),
 //! injected 5xx/throttling/cut/stalled bodies, exhausted retries, corrupted
-//! bytes, and a real full filesystem.
+//! bytes (caught by our hash or by the SDK's CRC check), a real full or
+//! read-only filesystem, and a folder of the target the process cannot write.
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
+use aws_sdk_s3::types::ChecksumAlgorithm::{Crc32, Crc64Nvme};
 use common::s3::{Fault, Rule, S3Server};
-use common::sync::{client, config, data, expect_failure, expect_ops, expect_tree, skip, tree};
+use common::sync::{
+    client, command, config, data, expect_failure, expect_ops, expect_tree, output, skip, tree,
+};
 use s3_seed::sync::{self, SyncError};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,15 +139,63 @@ async fn corrupted_bytes_are_caught_by_md5_and_refetched_once() {
     expect_tree(target.path(), &[("raw", raw)]);
 }
 
-/// A real, small filesystem: mount a 1 MiB tmpfs (root only; skipped with a
-/// message where mounting is not allowed).
+/// The SDK checks the CRC S3 sends with a whole-object GET and fails the
+/// body stream; that is corruption too: one refetch, then exit 8 naming the
+/// key, on one line, in a few seconds (not 8 attempts of backoff).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_bytes_of_an_object_with_a_crc_fail_after_one_refetch() {
+    for (algorithm, key) in [(Crc32, "p/crc32"), (Crc64Nvme, "p/crc64")] {
+        let s3 = S3Server::start().await;
+        let bytes = data(8, 5_000);
+        s3.put_with_checksum(key, &bytes, algorithm.clone()).await;
+        let (target, logs) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let log = logs.path().join("termination-log");
+        let env = [("S3_SEED_TERMINATION_LOG", log.to_str().unwrap())];
+
+        // corrupted once: the refetch is fine
+        s3.inject(Rule::new(Fault::Corrupt).op("GetObject").key(key));
+        let out = output(command(&s3, "p/", target.path(), &env)).await;
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        expect_tree(target.path(), &[(&key[2..], &bytes)]);
+        assert_eq!(s3.counts().op("GetObject"), 2, "{key}: one refetch");
+
+        // corrupted every time
+        std::fs::remove_file(target.path().join(&key[2..])).unwrap();
+        s3.reset_counts();
+        let always = Rule::new(Fault::Corrupt).op("GetObject").key(key);
+        s3.inject(always.times(u32::MAX));
+        let started = Instant::now();
+        let out = output(command(&s3, "p/", target.path(), &env)).await;
+        let took = started.elapsed();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(8), "{key}: {stderr}");
+        assert_eq!(s3.counts().op("GetObject"), 2, "{key}: exactly one refetch");
+        assert!(took < Duration::from_secs(10), "{key}: took {took:?}");
+        let line = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(line.lines().count(), 1, "{line}");
+        let want = format!("integrity check failed for key \"{key}\": body checksum mismatch");
+        assert!(line.contains(&want), "{line}");
+        assert!(
+            !line.contains("Error {") && !stderr.contains("Error {"),
+            "{line}"
+        );
+        expect_tree(target.path(), &[]);
+    }
+}
+
+/// A real, small filesystem: mount a 1 MiB tmpfs with `options` (root only;
+/// skipped with a message where mounting is not allowed).
 struct Tmpfs(tempfile::TempDir);
 
 impl Tmpfs {
-    fn mount() -> Option<Self> {
+    fn mount(options: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
         let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .args(["-t", "tmpfs", "-o", options, "tmpfs"])
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
@@ -159,7 +213,7 @@ impl Drop for Tmpfs {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_filesystem_fails_early_or_cleanly() {
-    let Some(fs) = Tmpfs::mount() else {
+    let Some(fs) = Tmpfs::mount("size=1m") else {
         skip("cannot mount a tmpfs here");
         return;
     };
@@ -186,4 +240,74 @@ async fn a_full_filesystem_fails_early_or_cleanly() {
     let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     expect_failure(&err, 6, &["disk full"]);
     assert!(tree(fs.0.path()).is_empty(), "no partial file is visible");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_volume_says_so() {
+    let Some(fs) = Tmpfs::mount("ro,size=1m") else {
+        skip("cannot mount a read-only tmpfs here");
+        return;
+    };
+    let s3 = S3Server::start().await;
+    s3.put("p/a", b"a").await;
+    for target in [fs.0.path().to_owned(), fs.0.path().join("data")] {
+        let cfg = config(&s3, "p/", &target);
+        let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
+        let want = format!(
+            "cannot write to {}: the volume is mounted read-only",
+            target.display()
+        );
+        expect_failure(&err, 7, &[&want, "EROFS"]);
+        assert!(!err.to_string().contains("fsGroup"), "{err}");
+    }
+    assert_eq!(s3.counts().op("GetObject"), 0);
+}
+
+/// A folder inside the target that the sync's user cannot write (left by an
+/// earlier container running as root): exit 7 naming that folder, its
+/// owner and the sync's uid and gid. As root, the binary runs as 65534 and
+/// the folder is root's; otherwise the folder is the user's own, mode 0555.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_the_sync_cannot_write_is_named_with_uid_and_gid() {
+    let root = rustix::process::getuid().is_root();
+    let s3 = S3Server::start().await;
+    s3.put("p/sub/x", b"x").await;
+    s3.put("p/sub/deeper/y", b"y").await;
+    let volume = tempfile::tempdir().unwrap();
+    let open =
+        |p: &Path| std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).unwrap();
+    open(volume.path());
+    let target = volume.path().join("data");
+    let sub = target.join("sub");
+    std::fs::create_dir_all(&sub).unwrap();
+    std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let (uid, gid) = if root {
+        std::os::unix::fs::chown(&target, Some(65534), Some(65534)).unwrap();
+        (65534, 65534)
+    } else {
+        let ids = (rustix::process::getuid(), rustix::process::getgid());
+        (ids.0.as_raw(), ids.1.as_raw())
+    };
+    let log = volume.path().join("termination-log");
+    let env = [("S3_SEED_TERMINATION_LOG", log.to_str().unwrap())];
+    let mut cmd = command(&s3, "p/", &target, &env);
+    if root {
+        cmd.uid(uid).gid(gid);
+    }
+    let out = output(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    let line = std::fs::read_to_string(&log).unwrap();
+    let owner = if root {
+        "uid 0 gid 0"
+    } else {
+        &format!("uid {uid} gid {gid}")
+    };
+    let want = format!(
+        "cannot write to {} as uid {uid} gid {gid} (owned by {owner}, mode 0555)",
+        sub.display()
+    );
+    assert!(line.contains(&want), "{line}");
+    assert!(!line.contains("os error"), "{line}");
+    open(&sub);
 }

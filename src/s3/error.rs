@@ -19,6 +19,9 @@ pub enum S3Error {
     /// Credentials were refused or are missing, or the request could not be built.
     #[error("{0}")]
     Credentials(String),
+    /// The bytes received do not match the checksum S3 sent with them.
+    #[error("{0}")]
+    Integrity(String),
     /// Any other answer that a retry will not change, including an answer
     /// that cannot be used (say, GetObjectAttributes without parts).
     #[error("{0}")]

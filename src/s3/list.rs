@@ -1,11 +1,15 @@
-//! Listing a prefix: one paginated ListObjectsV2, every page through the
-//! run's retry policy, reduced to what s3-seed uses of each entry; and the
+//! Listing a prefix: one paginated ListObjectsV2 with URL-encoded keys,
+//! every page through the run's retry policy and the rules of [`super::pages`]
+//! (decoded keys, real sizes, a listing that ends), reduced to what s3-seed
+//! uses of each entry; and the
 //! one rule for "same version" ([`VersionToken`]), which the sync's skip
 //! decision and anything that tracks a source's revision share.
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::types::EncodingType;
 
 use super::error::S3Error;
+use super::pages::{self, Pages};
 use super::retry::{Retry, with_retry};
 
 /// One entry of a listing, as far as s3-seed cares.
@@ -73,33 +77,49 @@ impl VersionToken {
     }
 }
 
-/// List every key under `prefix` of `bucket` (one ListObjectsV2 per 1,000 keys).
+/// List every key under `prefix` of `bucket` (one ListObjectsV2 per 1,000
+/// keys). A listing the store breaks (see [`super::pages`]) fails as
+/// [`S3Error::Fatal`] saying so.
 pub async fn list(
     client: &Client,
     bucket: &str,
     prefix: &str,
     retry: &Retry,
 ) -> Result<Vec<Listed>, S3Error> {
-    let mut out = Vec::new();
+    let broken = |why: String| S3Error::Fatal(format!("the store's listing is broken: {why}"));
+    let (mut out, mut pages) = (Vec::new(), Pages::default());
     let mut token: Option<String> = None;
     loop {
         let req = client
             .list_objects_v2()
             .bucket(bucket)
             .prefix(prefix)
+            .encoding_type(EncodingType::Url)
             .set_continuation_token(token.clone());
-        let page = with_retry(retry, "", || req.clone().send()).await?;
-        out.extend(page.contents().iter().filter_map(|o| {
-            Some(Listed {
-                key: o.key()?.to_owned(),
-                size: u64::try_from(o.size().unwrap_or(0)).unwrap_or(0),
+        let page = with_retry(retry, "", || req.clone().send())
+            .await
+            .map_err(|e| match e {
+                S3Error::Fatal(d) => S3Error::Fatal(pages::explain(d)),
+                e => e,
+            })?;
+        let url = page.encoding_type() == Some(&EncodingType::Url);
+        let start = out.len();
+        for o in page.contents() {
+            let Some(raw) = o.key() else { continue };
+            let key = pages::decode_key(raw, url).map_err(broken)?;
+            out.push(Listed {
+                size: pages::size(&key, o.size()).map_err(broken)?,
+                key,
                 etag: o.e_tag().map(str::to_owned),
                 last_modified: o.last_modified().map(|t| t.secs()),
-            })
-        }));
-        match page.next_continuation_token() {
-            Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
-            _ => return Ok(out),
+            });
+        }
+        let keys: Vec<&str> = out[start..].iter().map(|o| o.key.as_str()).collect();
+        let truncated = page.is_truncated() == Some(true);
+        match pages.next(&keys, truncated, page.next_continuation_token()) {
+            Ok(Some(next)) => token = Some(next),
+            Ok(None) => return Ok(out),
+            Err(why) => return Err(broken(why)),
         }
     }
 }

@@ -5,7 +5,9 @@
 //! The SDK's own retries are turned off (they cannot see a body that breaks
 //! halfway); [`classify`] decides here what is worth another attempt:
 //! throttling, 5xx, timeouts and broken connections. A 412 means the object
-//! changed under an `If-Match` and is handled by the caller, not retried.
+//! changed under an `If-Match` and is handled by the caller, not retried. A
+//! checksum mismatch, from whatever layer, is an integrity failure: another
+//! attempt of the same request is not what helps (the caller refetches once).
 //! [`with_retry`] runs a whole request under this policy; a download that
 //! streams a body runs its own loop around [`classify`] and [`Retry::backoff`].
 
@@ -16,11 +18,11 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::retry::ErrorKind;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::cause::{checksum_mismatch, flat, one_line};
 use super::error::{GaveUp, S3Error};
 
 const BACKOFF_CAP: Duration = Duration::from_secs(20);
@@ -36,6 +38,8 @@ pub enum Class {
     NotFound(String),
     /// Credentials were refused or are missing.
     Credentials(String),
+    /// The bytes received do not match the checksum S3 sent with them.
+    Integrity(String),
     /// Anything else (access denied, bad request, ...): do not retry.
     Fatal(String),
 }
@@ -47,12 +51,9 @@ where
 {
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.code().unwrap_or_default();
-    let detail = match (status, err.message()) {
-        (Some(s), Some(m)) => format!("status {s} {code}: {m}"),
-        (Some(s), None) => format!("status {s} {code}"),
-        _ => DisplayErrorContext(err).to_string(),
-    };
+    let detail = detail(status, code, err.message(), err);
     match (err, status) {
+        _ if checksum_mismatch(err).is_some() => Class::Integrity(detail),
         (_, Some(412)) => Class::Changed,
         // Not Implemented is an answer about the store, not a passing fault.
         (_, Some(501)) => Class::Fatal(detail),
@@ -77,6 +78,39 @@ where
         (SdkError::DispatchFailure(_), _) => Class::Credentials(detail),
         _ if code == "SlowDown" || code == "Throttling" => Class::Transient(detail),
         _ => Class::Fatal(detail),
+    }
+}
+
+/// A failed body read (the stream of a GET): a checksum mismatch is an
+/// integrity failure, anything else a broken transfer worth another attempt.
+pub fn classify_body(err: &(dyn StdError + 'static)) -> Class {
+    match checksum_mismatch(err) {
+        Some(why) => Class::Integrity(why),
+        None => Class::Transient(format!("body: {}", one_line(err))),
+    }
+}
+
+/// What a failure says, on one line: status, code and S3's message when
+/// there is one, else the SDK's chain of causes (a 200 whose body could not
+/// be read says why).
+fn detail(
+    status: Option<u16>,
+    code: &str,
+    message: Option<&str>,
+    err: &(dyn StdError + 'static),
+) -> String {
+    let head = match status {
+        Some(s) if code.is_empty() => format!("status {s}"),
+        Some(s) => format!("status {s} {code}"),
+        None => String::new(),
+    };
+    let message = message.map_or_else(|| one_line(err), flat);
+    // an unmodelled error with a code says no more than the code
+    let said = message.is_empty() || message == format!("unhandled error ({code})");
+    match (head.is_empty(), said) {
+        (true, _) => message,
+        (false, true) => head,
+        (false, false) => format!("{head}: {message}"),
     }
 }
 
@@ -159,6 +193,7 @@ where
             Class::Changed => return Err(S3Error::Changed),
             Class::NotFound(d) => return Err(S3Error::NotFound(d)),
             Class::Credentials(d) => return Err(S3Error::Credentials(d)),
+            Class::Integrity(d) => return Err(S3Error::Integrity(d)),
             Class::Fatal(d) => return Err(S3Error::Fatal(d)),
         }
     }
@@ -222,6 +257,40 @@ mod tests {
         ));
         let no_creds = dispatch(ConnectorError::other(io().into(), None));
         assert!(matches!(classify(&no_creds), Class::Credentials(_)));
+    }
+
+    /// A 200 whose body could not be read, or a body that failed the SDK's
+    /// checksum check: the message says the cause, on one line.
+    #[test]
+    fn details_carry_the_cause() {
+        let answer = |status: u16, source: Box<dyn StdError + Send + Sync>| {
+            let raw = HttpResponse::new(status.try_into().unwrap(), SdkBody::empty());
+            SdkError::service_error(GetObjectError::unhandled(source), raw)
+        };
+        let unreadable = answer(200, "error parsing XML:\n expected (long)".into());
+        assert_eq!(
+            classify(&unreadable),
+            Class::Fatal("status 200: error parsing XML: expected (long)".into())
+        );
+        let mismatch = aws_smithy_checksums::body::validate::Error::ChecksumMismatch {
+            expected: bytes::Bytes::from_static(&[1]),
+            actual: bytes::Bytes::from_static(&[2]),
+        };
+        let corrupt = answer(200, Box::new(std::io::Error::other(mismatch)));
+        assert!(
+            matches!(classify(&corrupt), Class::Integrity(ref d) if d.contains("checksum mismatch")),
+            "{:?}",
+            classify(&corrupt)
+        );
+        assert_eq!(
+            classify(&service(403, "AccessDenied")),
+            Class::Fatal("status 403 AccessDenied".into())
+        );
+        let body = std::io::Error::other("connection reset");
+        assert_eq!(
+            classify_body(&body),
+            Class::Transient("body: connection reset".into())
+        );
     }
 
     #[tokio::test]

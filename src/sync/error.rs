@@ -10,9 +10,30 @@
 
 use std::path::PathBuf;
 
+use rustix::io::Errno;
 use thiserror::Error;
 
 use crate::s3::{GaveUp, S3Error};
+
+/// Who owns a folder that refused a write, and its permission bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    pub uid: u32,
+    pub gid: u32,
+    pub mode: u32,
+}
+
+/// `" (owned by uid U gid G, mode 0755)"`, or nothing when unknown.
+fn owned_by(owner: &Option<Owner>) -> String {
+    owner.map_or_else(String::new, |o| {
+        format!(
+            " (owned by uid {} gid {}, mode {:04o})",
+            o.uid,
+            o.gid,
+            o.mode & 0o7777
+        )
+    })
+}
 
 /// Why a sync failed.
 #[derive(Debug, Error)]
@@ -38,17 +59,28 @@ pub enum SyncError {
     /// The filesystem filled up while writing.
     #[error("disk full while writing {path}")]
     DiskFull { path: PathBuf },
-    /// The process may not write to the target.
+    /// The process may not write to the target, or to a folder inside it.
     #[error(
-        "cannot write to {dir} as uid {uid} gid {gid}: set the pod's securityContext.fsGroup \
-         (e.g. fsGroup: {gid_hint}) so the volume is group-writable, or run as the volume's owner"
+        "cannot write to {} as uid {uid} gid {gid}{}: set the pod's securityContext.fsGroup \
+         (e.g. fsGroup: {gid_hint}) so the volume is group-writable, or run as the volume's owner",
+        dir.display(),
+        owned_by(.owner)
     )]
     Permission {
         dir: PathBuf,
         uid: u32,
         gid: u32,
         gid_hint: u32,
+        /// Owner and mode of `dir`, when it could be read.
+        owner: Option<Owner>,
     },
+    /// The target is on a filesystem mounted read-only.
+    #[error(
+        "cannot write to {}: the volume is mounted read-only (EROFS); mount it read-write \
+         (no readOnly: true on the container's volumeMount or the volume)",
+        dir.display()
+    )]
+    ReadOnly { dir: PathBuf },
     /// Downloaded bytes do not match what S3 says the object contains.
     #[error("integrity check failed for key {key:?}: {reason}")]
     Integrity { key: String, reason: String },
@@ -73,7 +105,7 @@ impl SyncError {
             Self::Source { .. } => 4,
             Self::HostileKey { .. } | Self::KeyConflict { .. } | Self::PathBlocked { .. } => 5,
             Self::DiskSpace { .. } | Self::DiskFull { .. } => 6,
-            Self::Permission { .. } => 7,
+            Self::Permission { .. } | Self::ReadOnly { .. } => 7,
             Self::Integrity { .. } => 8,
             Self::Transfer { .. } => 9,
         }
@@ -94,6 +126,10 @@ impl SyncError {
             S3Error::Credentials(d) => {
                 SyncError::Config(format!("credentials or client setup: {d}"))
             }
+            S3Error::Integrity(reason) => SyncError::Integrity {
+                key: key.to_owned(),
+                reason,
+            },
             S3Error::Fatal(d) => source(if key.is_empty() {
                 d
             } else {
@@ -103,10 +139,33 @@ impl SyncError {
         }
     }
 
+    /// The error for a write into `dir` that `errno` refused, for a process
+    /// running as `ids` (uid, gid); `None` when `errno` is no refusal.
+    pub fn refused(
+        dir: impl Into<PathBuf>,
+        errno: Errno,
+        ids: (u32, u32),
+        owner: Option<Owner>,
+    ) -> Option<Self> {
+        let dir = dir.into();
+        let (uid, gid) = ids;
+        match errno {
+            Errno::ROFS => Some(Self::ReadOnly { dir }),
+            Errno::ACCESS | Errno::PERM => Some(Self::Permission {
+                dir,
+                uid,
+                gid,
+                gid_hint: if gid == 0 { 1000 } else { gid },
+                owner,
+            }),
+            _ => None,
+        }
+    }
+
     /// Wrap an I/O error with the path it concerns, recognising a full disk.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         let path = path.into();
-        if source.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+        if source.raw_os_error() == Some(Errno::NOSPC.raw_os_error()) {
             Self::DiskFull { path }
         } else {
             Self::Io { path, source }
@@ -140,8 +199,53 @@ mod tests {
     }
 
     #[test]
+    fn refused_writes_say_why() {
+        let owner = Some(Owner {
+            uid: 0,
+            gid: 0,
+            mode: 0o40555,
+        });
+        let cases = [
+            (
+                Errno::ROFS,
+                Some("cannot write to /t/d: the volume is mounted read-only (EROFS)"),
+            ),
+            (
+                Errno::ACCESS,
+                Some("cannot write to /t/d as uid 7 gid 8 (owned by uid 0 gid 0, mode 0555): set"),
+            ),
+            (
+                Errno::PERM,
+                Some("cannot write to /t/d as uid 7 gid 8 (owned"),
+            ),
+            (Errno::NOSPC, None),
+            (Errno::NOENT, None),
+        ];
+        for (errno, want) in cases {
+            let err = SyncError::refused("/t/d", errno, (7, 8), owner);
+            let msg = err.as_ref().map(ToString::to_string);
+            match want {
+                None => assert!(err.is_none(), "{errno:?}: {msg:?}"),
+                Some(w) => {
+                    let msg = msg.unwrap();
+                    assert!(msg.starts_with(w), "{errno:?}: {msg}");
+                    assert_eq!(err.unwrap().exit_code(), 7);
+                    assert_eq!(msg.contains("fsGroup"), errno != Errno::ROFS, "{msg}");
+                }
+            }
+        }
+        let root = SyncError::refused("/t", Errno::ACCESS, (7, 0), None).unwrap();
+        let msg = root.to_string();
+        assert!(
+            msg.starts_with("cannot write to /t as uid 7 gid 0: "),
+            "{msg}"
+        );
+        assert!(msg.contains("fsGroup: 1000"), "{msg}");
+    }
+
+    #[test]
     fn exit_codes_are_distinct_per_class() {
-        let nospc = std::io::Error::from_raw_os_error(rustix::io::Errno::NOSPC.raw_os_error());
+        let nospc = std::io::Error::from_raw_os_error(Errno::NOSPC.raw_os_error());
         let cases: [(SyncError, u8); 6] = [
             (SyncError::io("/t/a", nospc), 6),
             (SyncError::io("/t/a", std::io::Error::other("x")), 1),

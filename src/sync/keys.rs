@@ -3,7 +3,9 @@
 //! This is the security boundary between strings chosen by whoever can write
 //! to the bucket and paths on the application's volume, so it is pure and
 //! table-tested. A key is mapped component by component: absolute keys, empty,
-//! `.` and `..` components, NUL and backslashes are rejected, as is anything
+//! `.` and `..` components, NUL, other control characters (a newline, an
+//! escape: no file name a person or a log can read) and backslashes are
+//! rejected, as is anything
 //! under s3-seed's own `.s3-seed/` folder. Containment therefore holds by
 //! construction (a [`RelPath`] has only normal components) instead of by a
 //! string-prefix check on a joined path. Keys ending in `/` are folder markers
@@ -43,6 +45,9 @@ impl RelPath {
         }
         if rel.contains('\0') || rel.contains('\\') {
             return Err("contains a NUL or backslash");
+        }
+        if rel.chars().any(char::is_control) {
+            return Err("contains a control character");
         }
         for (i, part) in rel.split('/').enumerate() {
             match part {

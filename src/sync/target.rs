@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 
-use super::error::SyncError;
+use super::error::{Owner, SyncError};
 use super::keys::{RESERVED, RelPath};
 
 const TMP: &str = "tmp";
@@ -68,18 +68,17 @@ impl Target {
     /// Create (if needed) and open the target, `.s3-seed/` and `.s3-seed/tmp/`,
     /// and prove the process can write there.
     pub fn open(path: &Path) -> Result<Self, SyncError> {
-        let perm = |dir: &Path| permission_error(dir);
         if let Err(e) = std::fs::create_dir_all(path) {
-            return Err(match e.raw_os_error().map(Errno::from_raw_os_error) {
-                Some(errno) if is_permission(errno) => perm(path),
-                _ => SyncError::io(path, e),
-            });
+            let errno = e.raw_os_error().map(Errno::from_raw_os_error);
+            return Err(errno
+                .and_then(|errno| refused(path, None, errno))
+                .unwrap_or_else(|| SyncError::io(path, e)));
         }
         let root = rustix::fs::openat(CWD, path, dir_flags() & !OFlags::NOFOLLOW, Mode::empty())
             .map_err(|e| SyncError::io(path, e.into()))?;
         let meta_path = path.join(RESERVED);
         let meta = open_or_make_dir(&root, RESERVED).map_err(|e| match e {
-            e if is_permission(e) => perm(path),
+            e if is_permission(e) => refused_or_io(path, &root, e),
             Errno::LOOP | Errno::NOTDIR => SyncError::PathBlocked {
                 path: meta_path.clone(),
                 reason: "is not a folder (s3-seed keeps its state there)",
@@ -87,7 +86,7 @@ impl Target {
             e => SyncError::io(&meta_path, e.into()),
         })?;
         let tmp = open_or_make_dir(&meta, TMP).map_err(|e| match e {
-            e if is_permission(e) => perm(path),
+            e if is_permission(e) => refused_or_io(&meta_path, &meta, e),
             e => SyncError::io(meta_path.join(TMP), e.into()),
         })?;
         let target = Self {
@@ -108,7 +107,11 @@ impl Target {
                 let _ = rustix::fs::unlinkat(&self.tmp, name, AtFlags::empty());
                 Ok(())
             }
-            Err(e) if is_permission(e) => Err(permission_error(&self.path)),
+            Err(e) if is_permission(e) => Err(refused_or_io(
+                &self.path.join(RESERVED).join(TMP),
+                &self.tmp,
+                e,
+            )),
             Err(e) => Err(SyncError::io(self.path.join(RESERVED), e.into())),
         }
     }
@@ -121,6 +124,15 @@ impl Target {
     /// The path of a target entry, for messages.
     pub fn display(&self, rel: &str) -> PathBuf {
         self.path.join(rel)
+    }
+
+    /// The path of a folder of the target (`""` is the target itself).
+    fn folder(&self, dir: &str) -> PathBuf {
+        if dir.is_empty() {
+            self.path.clone()
+        } else {
+            self.path.join(dir)
+        }
     }
 
     /// Bytes available to this process on the target's filesystem.
@@ -159,8 +171,19 @@ impl Target {
     /// Open the folder `dir` (relative, `""` for the target) one component at
     /// a time without following symlinks, creating missing ones if asked.
     fn walk(&self, dir: &str, create: bool) -> Result<OwnedFd, LocalFact> {
-        let mut cur = rustix::io::dup(&self.root).map_err(|_| LocalFact::Other)?;
-        for (depth, comp) in dir.split('/').filter(|c| !c.is_empty()).enumerate() {
+        self.walk_checked(dir, create).map_err(|(fact, _)| fact)
+    }
+
+    /// [`Self::walk`], with the error for a refused write (or open) when that
+    /// is why it stopped, naming the folder that refused it.
+    fn walk_checked(
+        &self,
+        dir: &str,
+        create: bool,
+    ) -> Result<OwnedFd, (LocalFact, Option<SyncError>)> {
+        let mut cur = rustix::io::dup(&self.root).map_err(|_| (LocalFact::Other, None))?;
+        let comps: Vec<&str> = dir.split('/').filter(|c| !c.is_empty()).collect();
+        for (depth, comp) in comps.iter().copied().enumerate() {
             let next = if create {
                 open_or_make_dir(&cur, comp)
             } else {
@@ -168,21 +191,33 @@ impl Target {
             };
             cur = match next {
                 Ok(fd) => fd,
-                Err(Errno::NOENT) => return Err(LocalFact::Missing),
+                Err(Errno::NOENT) => return Err((LocalFact::Missing, None)),
                 Err(Errno::LOOP | Errno::NOTDIR) => {
                     let symlink = stat_name(&cur, comp) == LocalFact::Symlink;
                     let depth = depth + 1;
-                    return Err(LocalFact::BlockedParent { depth, symlink });
+                    return Err((LocalFact::BlockedParent { depth, symlink }, None));
                 }
-                Err(_) => return Err(LocalFact::Other),
+                Err(e) => {
+                    // `comp` itself when it exists (it cannot be opened),
+                    // else the folder it could not be made in
+                    let at = depth + usize::from(stat_name(&cur, comp) != LocalFact::Missing);
+                    let path = self.folder(&comps[..at].join("/"));
+                    let st = if at == depth {
+                        rustix::fs::fstat(&cur)
+                    } else {
+                        rustix::fs::statat(&cur, comp, AtFlags::SYMLINK_NOFOLLOW)
+                    };
+                    return Err((LocalFact::Other, refused(&path, st.ok(), e)));
+                }
             };
         }
         Ok(cur)
     }
 
     fn walk_or_err(&self, dir: &str, create: bool) -> Result<OwnedFd, SyncError> {
-        self.walk(dir, create).map_err(|fact| match fact {
-            LocalFact::BlockedParent { depth, symlink } => SyncError::PathBlocked {
+        self.walk_checked(dir, create).map_err(|stop| match stop {
+            (_, Some(refused)) => refused,
+            (LocalFact::BlockedParent { depth, symlink }, None) => SyncError::PathBlocked {
                 path: self.display(&dir.split('/').take(depth).collect::<Vec<_>>().join("/")),
                 reason: if symlink {
                     "is a symlink where a folder must be"
@@ -251,8 +286,10 @@ impl Target {
             LocalFact::Symlink => return Err(self.blocked(rel, "is a symlink")),
             _ => return Err(self.blocked(rel, "is a folder or special file")),
         }
-        rustix::fs::renameat(&self.tmp, tmp_name, &parent, name)
-            .map_err(|e| SyncError::io(self.display(rel.as_str()), e.into()))?;
+        rustix::fs::renameat(&self.tmp, tmp_name, &parent, name).map_err(|e| match e {
+            e if is_permission(e) => refused_or_io(&self.folder(dir.unwrap_or("")), &parent, e),
+            e => SyncError::io(self.display(rel.as_str()), e.into()),
+        })?;
         Ok(stat_name(&parent, name))
     }
 
@@ -284,8 +321,10 @@ impl Target {
         if !matches!(stat_name(&parent, name), LocalFact::File { .. }) {
             return Ok(false);
         }
-        rustix::fs::unlinkat(&parent, name, AtFlags::empty())
-            .map_err(|e| SyncError::io(self.display(rel.as_str()), e.into()))?;
+        rustix::fs::unlinkat(&parent, name, AtFlags::empty()).map_err(|e| match e {
+            e if is_permission(e) => refused_or_io(&self.folder(dir), &parent, e),
+            e => SyncError::io(self.display(rel.as_str()), e.into()),
+        })?;
         drop(parent);
         self.remove_empty_dirs(dir);
         Ok(true)
@@ -320,15 +359,24 @@ impl Target {
     }
 }
 
-fn permission_error(dir: &Path) -> SyncError {
-    let uid = rustix::process::getuid().as_raw();
-    let gid = rustix::process::getgid().as_raw();
-    SyncError::Permission {
-        dir: dir.to_owned(),
-        uid,
-        gid,
-        gid_hint: if gid == 0 { 1000 } else { gid },
-    }
+/// The error for a write into `dir` (whose stat is `st`) that `e` refused,
+/// naming this process's uid and gid; `None` when `e` is no refusal.
+fn refused(dir: &Path, st: Option<rustix::fs::Stat>, e: Errno) -> Option<SyncError> {
+    let ids = (
+        rustix::process::getuid().as_raw(),
+        rustix::process::getgid().as_raw(),
+    );
+    let owner = st.map(|st| Owner {
+        uid: st.st_uid,
+        gid: st.st_gid,
+        mode: st.st_mode,
+    });
+    SyncError::refused(dir, e, ids, owner)
+}
+
+/// [`refused`] for the folder open as `fd`, or the plain I/O error.
+fn refused_or_io(dir: &Path, fd: &OwnedFd, e: Errno) -> SyncError {
+    refused(dir, rustix::fs::fstat(fd).ok(), e).unwrap_or_else(|| SyncError::io(dir, e.into()))
 }
 
 fn open_or_make_dir(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {

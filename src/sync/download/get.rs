@@ -4,18 +4,19 @@
 //! the checks of Content-Length and Content-Range, the body streamed through a
 //! pooled buffer with a stall timeout on every chunk, hashed as it arrives and
 //! written at its offset on a blocking thread, and the retry loop around it.
-//! A retried range starts again from its first byte.
+//! A retried range starts again from its first byte. A checksum mismatch,
+//! ours or the SDK's (its response-checksum check fails the body stream), is
+//! never retried here: it goes back to the object as [`Fetch::Mismatch`].
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use aws_sdk_s3::types::ChecksumMode;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 use super::pool::PooledBuf;
 use super::{Ctx, Fetch, Fetched, Version, sync_file, temp_name, unverified_reason};
-use crate::s3::{Class, classify};
+use crate::s3::{Class, classify, classify_body};
 use crate::sync::config::TINY_OBJECT;
 use crate::sync::error::SyncError;
 use crate::sync::keys::RelPath;
@@ -149,12 +150,7 @@ async fn attempt(
                 )));
             }
             Ok(None) => break,
-            Ok(Some(Err(e))) => {
-                return Err(Attempt::Transient(format!(
-                    "body: {}",
-                    DisplayErrorContext(e)
-                )));
-            }
+            Ok(Some(Err(e))) => return Err(request_failed(ctx, key, &classify_body(&e))),
             Ok(Some(Ok(chunk))) => chunk,
         };
         received += chunk.len() as u64;
@@ -233,6 +229,7 @@ fn request_failed(ctx: &Ctx, key: &str, class: &Class) -> Attempt {
         Class::Credentials(d) => stop(SyncError::Config(format!(
             "credentials or client setup: {d}"
         ))),
+        Class::Integrity(d) => Attempt::Stop(Fetch::Mismatch(d)),
         Class::Fatal(d) => stop(source(format!("key {key:?}: {d}"))),
     }
 }

@@ -23,7 +23,17 @@ fn rels(prefix: &str, keys: &[&str], filters: &Filters) -> Result<Vec<String>, S
 
 #[test]
 fn rel_paths() {
-    let ok = ["a", "a/b", "a b/c.d", "..a", "a..", ".hidden", "x/.s3-seed"];
+    let ok = [
+        "a",
+        "a/b",
+        "a b/c.d",
+        "..a",
+        "a..",
+        ".hidden",
+        "x/.s3-seed",
+        "a+b%2B",
+        "\u{d55c}",
+    ];
     for rel in ok {
         assert_eq!(RelPath::parse(rel).unwrap().as_str(), rel);
     }
@@ -39,6 +49,11 @@ fn rel_paths() {
         ("a/", "empty path component"),
         ("a\\b", "backslash"),
         ("a\0b", "NUL"),
+        ("bad\u{1}key", "control character"),
+        ("two\nlines", "control character"),
+        ("esc\u{1b}[31m", "control character"),
+        ("del\u{7f}", "control character"),
+        ("c1\u{85}", "control character"),
         (".s3-seed/state.json", "reserved"),
         (".s3-seed", "reserved"),
         (long.as_str(), "longer than 255"),

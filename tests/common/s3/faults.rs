@@ -4,8 +4,9 @@
 //! The hook runs after s3s has parsed and authenticated a request and before
 //! the store sees it, so it knows the exact AWS operation name and key without
 //! re-implementing S3 routing. Errors and latency are applied right here; body
-//! faults (cut, stall, corrupt) and the post-response object replacement are
-//! handed to the HTTP layer through a [`Slot`] in the request extensions.
+//! faults (cut, stall, corrupt, a canned answer) and the post-response object
+//! replacement are handed to the HTTP layer through a [`Slot`] in the request
+//! extensions.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,6 +34,10 @@ pub enum Fault {
     /// Send the response body with the bits of its first byte flipped (same
     /// length, same headers), as a faulty disk or middlebox would.
     Corrupt,
+    /// Answer 200 with this XML body in place of the store's (same headers,
+    /// its own length): for answers s3s cannot produce, such as a listing
+    /// that loops or a `<Size>` beyond `i64`. See [`Fault::listing`].
+    Respond(Bytes),
     /// Serve the request normally, then overwrite the addressed object with
     /// these bytes through the store (so its ETag changes). The response in
     /// flight still streams the old content, as S3 would.
@@ -62,6 +67,36 @@ impl Fault {
             status: 503,
             code: "ServiceUnavailable",
         }
+    }
+
+    /// A ListObjectsV2 page of the harness bucket, as [`Fault::Respond`]:
+    /// `entries` are (key, size) written verbatim into the XML (a key must
+    /// already be escaped or URL-encoded as the test wants it), truncated with
+    /// `next` as its continuation token when given.
+    pub fn listing(entries: &[(&str, &str)], next: Option<&str>) -> Fault {
+        let contents: String = (1..)
+            .zip(entries)
+            .map(|(n, (key, size))| {
+                format!(
+                    "<Contents><Key>{key}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified>\
+                     <ETag>&quot;{n:032x}&quot;</ETag><Size>{size}</Size>\
+                     <StorageClass>STANDARD</StorageClass></Contents>"
+                )
+            })
+            .collect();
+        let next = next.map_or_else(
+            || "<IsTruncated>false</IsTruncated>".to_owned(),
+            |t| format!("<IsTruncated>true</IsTruncated><NextContinuationToken>{t}</NextContinuationToken>"),
+        );
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+             <ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+             <Name>{bucket}</Name><Prefix></Prefix><KeyCount>{count}</KeyCount>\
+             <MaxKeys>1000</MaxKeys>{next}{contents}</ListBucketResult>",
+            bucket = super::BUCKET,
+            count = entries.len(),
+        );
+        Fault::Respond(Bytes::from(xml))
     }
 
     /// 429 TooManyRequests, the throttling answer of some S3-compatible stores.

@@ -5,7 +5,8 @@
 //! Body faults live here because only the HTTP layer sees the response body
 //! being polled: a cut is an error from the body stream (hyper then drops the
 //! connection mid-body, as a dying server would), a stall is a timer between
-//! two chunks, a corruption flips the first byte that goes out.
+//! two chunks, a corruption flips the first byte that goes out, and a canned
+//! answer replaces the whole body.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -100,7 +101,14 @@ async fn handle(
         )
         .await;
     }
-    let (parts, body) = resp.into_parts();
+    let (mut parts, mut body) = resp.into_parts();
+    if let Some(Fault::Respond(canned)) = &fault {
+        parts.status = http::StatusCode::OK;
+        parts
+            .headers
+            .insert(http::header::CONTENT_LENGTH, canned.len().into());
+        body = s3s::Body::from(canned.clone());
+    }
     let count = record(&shared, state, parts.status.as_u16()).then(|| Arc::clone(&shared));
     Ok(Response::from_parts(
         parts,

@@ -7,6 +7,9 @@
 //!   mismatch, ranged or not), because s3s-fs ignores it;
 //! - the first page of an undelimited ListObjectsV2 gets the entries armed
 //!   with `S3Server::list_extra`, for keys no filesystem can hold;
+//! - ListObjectsV2 with `encoding-type=url` URL-encodes its keys as S3 does
+//!   (a space as `+`, everything but `A-Za-z0-9-_.~/` as `%XX`), because
+//!   s3s-fs only echoes the parameter;
 //! - a checksum armed with `S3Server::report_crc32` replaces what s3s-fs
 //!   stored for that key in HeadObject, whole-object GetObject and listings,
 //!   to play a store that reports composite checksums (moto, real S3);
@@ -189,6 +192,11 @@ impl Store {
     ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let bucket = req.input.bucket.clone();
         let prefix = req.input.prefix.clone().unwrap_or_default();
+        let url = req
+            .input
+            .encoding_type
+            .as_ref()
+            .is_some_and(|e| e.as_str() == EncodingType::URL);
         let first_flat_page = req.input.continuation_token.is_none()
             && req.input.start_after.is_none()
             && req.input.delimiter.is_none();
@@ -198,6 +206,11 @@ impl Store {
         }
         if first_flat_page {
             self.inject_extra(&mut resp.output, &prefix);
+        }
+        if url {
+            for object in resp.output.contents.iter_mut().flatten() {
+                object.key = object.key.as_deref().map(url_encode);
+            }
         }
         Ok(resp)
     }
@@ -249,6 +262,20 @@ impl Store {
         contents.sort_by(|a, b| a.key.cmp(&b.key));
         out.key_count = Some(i32::try_from(contents.len()).unwrap_or(i32::MAX));
     }
+}
+
+/// A key as S3 writes it under `encoding-type=url`.
+fn url_encode(key: &str) -> String {
+    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+    const KEPT: &percent_encoding::AsciiSet = &NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~')
+        .remove(b'/');
+    utf8_percent_encode(key, KEPT)
+        .to_string()
+        .replace("%20", "+")
 }
 
 /// Implement `S3` for `Store`: listed operations go to s3s-fs untouched, the
