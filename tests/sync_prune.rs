@@ -44,6 +44,16 @@ async fn synced_base(s3: &S3Server, target: &Path) -> Vec<(String, Vec<u8>)> {
     base
 }
 
+/// Delete `keys` from the source, then sync without faults.
+async fn delete_and_sync(s3: &S3Server, keys: &[String], target: &Path) -> sync::Summary {
+    s3.clear_faults();
+    for key in keys {
+        s3.delete(key).await;
+    }
+    let cfg = config(s3, "p/", target);
+    sync::run(&cfg, &client(s3).await).await.unwrap()
+}
+
 #[track_caller]
 fn expect_only(target: &Path, files: &[(String, Vec<u8>)]) {
     let want: Vec<(&str, &[u8])> = files.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
@@ -67,7 +77,7 @@ async fn files_placed_by_a_killed_run_are_pruned_later() {
         .spawn()
         .unwrap();
     let new_dir = target.path().join("new");
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + Duration::from_secs(60); // generous on a loaded machine
     while count(&new_dir) < 60 {
         assert!(Instant::now() < deadline, "files did not land");
         assert!(child.try_wait().unwrap().is_none(), "finished too early");
@@ -78,12 +88,7 @@ async fn files_placed_by_a_killed_run_are_pruned_later() {
     let landed = count(&new_dir);
     assert!((60..400).contains(&landed), "{landed} files landed");
 
-    s3.clear_faults();
-    for key in &keys {
-        s3.delete(key).await;
-    }
-    let cfg = config(&s3, "p/", target.path());
-    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
+    let s = delete_and_sync(&s3, &keys, target.path()).await;
     assert_eq!(s.pruned, landed as u64, "every file the killed run placed");
     assert_eq!(s.downloaded, 0, "the base files were not touched");
     expect_only(target.path(), &base);
@@ -111,12 +116,9 @@ async fn files_placed_by_a_failed_run_are_pruned_later() {
     let landed = count(&target.path().join("new"));
     assert!(landed > 0, "the failed run installed files first");
 
-    s3.clear_faults();
-    for key in &keys {
-        s3.delete(key).await;
-    }
-    let cfg = config(&s3, "p/", target.path());
-    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
-    assert_eq!(s.pruned, landed as u64, "every file the failed run placed");
+    let s = delete_and_sync(&s3, &keys, target.path()).await;
+    // Installs in flight when the run failed may still land after it returned
+    // (they keep the target lock until they are done), so at least `landed`.
+    assert!(s.pruned >= landed as u64, "pruned {} of {landed}", s.pruned);
     expect_only(target.path(), &base);
 }

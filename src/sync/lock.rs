@@ -1,5 +1,7 @@
 //! One sync per target at a time: an exclusive `flock` on
-//! `TARGET/.s3-seed/lock`, held for the whole run.
+//! `TARGET/.s3-seed/lock`, kept by the [`Target`] (so for as long as any
+//! work of the run, even a blocking write finishing after a failure, can
+//! still touch the target).
 //!
 //! Two runs on one target would share `.s3-seed/tmp/`, the resume records
 //! and the state file; the lock makes every other part of the sync free to

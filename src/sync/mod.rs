@@ -54,8 +54,9 @@ use target::Target;
 /// Bring `cfg.target` up to date with `cfg.source` using `client`.
 pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summary, SyncError> {
     let started = Instant::now();
-    let target = Arc::new(Target::open(&cfg.target)?);
-    let _lock = lock::acquire(&target, cfg.lock_timeout).await?;
+    let mut target = Target::open(&cfg.target)?;
+    target.hold(lock::acquire(&target, cfg.lock_timeout).await?);
+    let target = Arc::new(target);
     let journal = Journal::open(&target)?;
     let retry = Retry::new(cfg.retry_budget, cfg.max_attempts, cfg.retry_base);
     let selection = source::select(client, &cfg.source_spec(), &retry).await?;

@@ -26,6 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::SyncError;
 use super::keys::{RESERVED, RelPath};
+use super::lock::TargetLock;
 
 const TMP: &str = "tmp";
 
@@ -72,6 +73,10 @@ pub struct Target {
     root: OwnedFd,
     meta: OwnedFd,
     tmp: OwnedFd,
+    /// The target lock, once taken: it lives as long as the last handle on
+    /// the target, so blocking work still in flight after a failed run
+    /// returns keeps it until that work is done.
+    lock: Option<TargetLock>,
 }
 
 fn dir_flags() -> OFlags {
@@ -113,6 +118,7 @@ impl Target {
             root,
             meta,
             tmp,
+            lock: None,
         };
         target.probe_write()?;
         Ok(target)
@@ -129,6 +135,11 @@ impl Target {
             Err(e) if is_permission(e) => Err(permission_error(&self.path)),
             Err(e) => Err(SyncError::io(self.path.join(RESERVED), e.into())),
         }
+    }
+
+    /// Keep the target lock for as long as this target is in use.
+    pub fn hold(&mut self, lock: TargetLock) {
+        self.lock = Some(lock);
     }
 
     /// The target folder as given.
