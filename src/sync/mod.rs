@@ -3,7 +3,7 @@
 //! One run is a straight line, each step in its own module:
 //! 1. [`target::Target::open`]: create/open the target and `.s3-seed/`, prove
 //!    it is writable (else a permission error naming uid, gid and fsGroup);
-//!    then [`lock::acquire`]: one sync per target, held to the end of the run;
+//!    then [`lock::acquire`]: one sync per target, kept by the target handle;
 //! 2. [`source::select`]: one paginated ListObjectsV2 of the prefix, then
 //!    [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
 //! 3. [`plan::plan`]: listing + [`state::State`] (with the [`journal`] of an
@@ -95,7 +95,8 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     .await;
     reporter.abort();
     let downloaded = downloaded?;
-    let previous = previous.filter(|_| !journaled); // the file on disk lacks the journal
+    // The state file on disk lacks what the journal held: write it even if unchanged.
+    let previous = previous.filter(|_| !journaled);
     let pruned = finish(&ctx, &source, &plan, &downloaded, previous.as_ref())?;
     let verified = downloaded
         .iter()

@@ -179,8 +179,8 @@ async fn open(
     want: Record,
     pinned: bool,
 ) -> Result<(Arc<File>, String, Record), SyncError> {
-    let (target, stem_, want_) = (Arc::clone(&ctx.target), stem.to_owned(), want.clone());
-    let adopted = blocking(move || adopt(&target, &stem_, &want_, pinned)).await?;
+    let (target, s, w) = (Arc::clone(&ctx.target), stem.to_owned(), want.clone());
+    let adopted = blocking(move || adopt(&target, &s, &w, pinned)).await?;
     let Some((name, file, record)) = adopted else {
         return fresh(ctx, stem, want).await;
     };
@@ -211,9 +211,8 @@ async fn fresh(
     blocking(move || {
         let (name, file) = target.create_temp(&stem, "part")?;
         preallocate(&file, want.size).map_err(|e| SyncError::io(target.tmp_path(&name), e))?;
-        let file_name = name.clone();
         let record = Record {
-            file: file_name,
+            file: name.clone(),
             ..want
         };
         Ok((Arc::new(file), name, record))
