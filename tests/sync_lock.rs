@@ -13,8 +13,8 @@ use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
-use common::s3::{Fault, Rule, S3Server};
-use common::sync::{command, data, digest, tree};
+use common::s3::S3Server;
+use common::sync::{command, data, digest, slow_gets, tree};
 
 /// A large object (ranged, resumable) and two small ones.
 const BIG: usize = 6 * 1024 * 1024;
@@ -120,11 +120,7 @@ async fn run_round(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overlapping_runs_killed_on_a_schedule_never_install_wrong_bytes() {
     let s3 = S3Server::start().await;
-    s3.inject(
-        Rule::new(Fault::Latency(Duration::from_millis(60)))
-            .op("GetObject")
-            .times(u32::MAX),
-    );
+    slow_gets(&s3, Duration::from_millis(60));
     let target = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     // The first round is the reported one: B 0.4 s after A, B killed 0.3 s later.
@@ -175,11 +171,7 @@ async fn a_second_run_names_the_holder_and_gives_up_after_the_bound() {
     let big = data(9, 2 * 1024 * 1024);
     s3.put_with_checksum("p/big", &big, Crc32).await;
     // 8 ranges, 2 at a time, 1.2 s each: the holder runs for over 4.8 s.
-    s3.inject(
-        Rule::new(Fault::Latency(Duration::from_millis(1200)))
-            .op("GetObject")
-            .times(u32::MAX),
-    );
+    slow_gets(&s3, Duration::from_millis(1200));
     let target = tempfile::tempdir().unwrap();
     let logs = tempfile::tempdir().unwrap();
     let mut holder = spawn(&s3, target.path(), logs.path(), "holder", "60");

@@ -11,20 +11,11 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
-use common::s3::{Fault, Rule, S3Server, SECRET_KEY};
+use common::s3::{S3Server, SECRET_KEY};
 use common::sync::{
-    PART_SIZE, client, command, config, data, digest, output, run_binary, skip, tree,
+    PART_SIZE, client, command, config, data, digest, output, run_binary, skip, slow_gets, tree,
 };
 use s3_seed::sync;
-
-/// Delay every GetObject by `delay`, so a run lasts long enough to watch.
-fn slow_gets(s3: &S3Server, delay: Duration) {
-    s3.inject(
-        Rule::new(Fault::Latency(delay))
-            .op("GetObject")
-            .times(u32::MAX),
-    );
-}
 
 /// Completed parts recorded in a resume record, if one exists yet.
 fn recorded_parts(target: &Path) -> usize {

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::s3::{Fault, Rule, S3Server};
-use common::sync::{client, command, config, data, expect_failure, expect_tree};
+use common::sync::{client, command, config, data, expect_failure, expect_tree, slow_gets};
 use s3_seed::sync;
 
 /// Files directly in `dir` (0 if it does not exist yet).
@@ -66,11 +66,7 @@ async fn files_placed_by_a_killed_run_are_pruned_later() {
     let target = tempfile::tempdir().unwrap();
     let base = synced_base(&s3, target.path()).await;
     let keys = seed_new(&s3, 400).await;
-    s3.inject(
-        Rule::new(Fault::Latency(Duration::from_millis(30)))
-            .op("GetObject")
-            .times(u32::MAX),
-    );
+    slow_gets(&s3, Duration::from_millis(30));
     let mut child = command(&s3, "p/", target.path(), &[("S3_SEED_CONCURRENCY", "1")])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
