@@ -11,20 +11,11 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
-use common::s3::{Fault, Rule, S3Server, SECRET_KEY};
+use common::s3::{S3Server, SECRET_KEY};
 use common::sync::{
-    PART_SIZE, client, command, config, data, digest, output, run_binary, skip, tree,
+    PART_SIZE, client, command, config, data, digest, output, run_binary, skip, slow_gets, tree,
 };
 use s3_seed::sync;
-
-/// Delay every GetObject by `delay`, so a run lasts long enough to watch.
-fn slow_gets(s3: &S3Server, delay: Duration) {
-    s3.inject(
-        Rule::new(Fault::Latency(delay))
-            .op("GetObject")
-            .times(u32::MAX),
-    );
-}
 
 /// Completed parts recorded in a resume record, if one exists yet.
 fn recorded_parts(target: &Path) -> usize {
@@ -40,26 +31,25 @@ fn recorded_parts(target: &Path) -> usize {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_mid_download_then_rerun_resumes() {
-    let s3 = S3Server::start().await;
-    let size = 4 * 1024 * 1024;
-    let big = data(7, size);
+/// Seed a 4 MiB `p/big` and a small object, run the binary with slow GETs
+/// and kill it with SIGKILL once its resume record lists `parts` parts.
+/// Returns the big object's bytes and the parts recorded at the kill.
+async fn killed_after_parts(s3: &S3Server, target: &Path, parts: usize) -> (Vec<u8>, usize) {
+    let big = data(7, 4 * 1024 * 1024);
     s3.put_with_checksum("p/big", &big, Crc32).await;
     s3.put_with_checksum("p/small", b"small", Crc32).await;
-    slow_gets(&s3, Duration::from_millis(250));
-    let target = tempfile::tempdir().unwrap();
+    slow_gets(s3, Duration::from_millis(250));
     let env = [
         ("S3_SEED_PART_SIZE", "256KiB"),
         ("S3_SEED_CONCURRENCY", "2"),
     ];
-    let mut child = command(&s3, "p/", target.path(), &env)
+    let mut child = command(s3, "p/", target, &env)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while recorded_parts(target.path()) < 2 {
+    let deadline = Instant::now() + Duration::from_secs(60); // generous on a loaded machine
+    while recorded_parts(target) < parts {
         assert!(Instant::now() < deadline, "no resume record appeared");
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -69,11 +59,16 @@ async fn killed_mid_download_then_rerun_resumes() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
-    let done = recorded_parts(target.path());
-    assert!(
-        !target.path().join("big").exists(),
-        "no partial file is visible"
-    );
+    assert!(!target.join("big").exists(), "no partial file is visible");
+    (big, recorded_parts(target))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_mid_download_then_rerun_resumes() {
+    let s3 = S3Server::start().await;
+    let size = 4 * 1024 * 1024;
+    let target = tempfile::tempdir().unwrap();
+    let (big, done) = killed_after_parts(&s3, target.path(), 2).await;
 
     s3.clear_faults();
     s3.reset_counts();
@@ -101,6 +96,58 @@ async fn killed_mid_download_then_rerun_resumes() {
         .unwrap()
         .count();
     assert_eq!(leftovers, 0, "temporary files are cleaned after success");
+}
+
+/// A part recorded as done whose bytes on disk were changed after the kill
+/// (by a second writer, a bad disk, anything) is fetched again, not trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resumed_parts_are_read_back_not_trusted() {
+    let s3 = S3Server::start().await;
+    let target = tempfile::tempdir().unwrap();
+    let (big, done) = killed_after_parts(&s3, target.path(), 2).await;
+    let tmp = target.path().join(".s3-seed/tmp");
+    let names: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    let record = names
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with(".part.json"));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(record.unwrap()).unwrap()).unwrap();
+    let part: u64 = record["done"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let file = names
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "part"))
+        .unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(file).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, &[0; 4096], part * PART_SIZE + 100).unwrap();
+
+    s3.clear_faults();
+    s3.reset_counts();
+    let mut cfg = config(&s3, "p/", target.path());
+    cfg.concurrency = 2;
+    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
+    assert_eq!(
+        tree(target.path())["big"],
+        digest(&big),
+        "the zeroed part was fetched again"
+    );
+    assert_eq!(s.verified, s.downloaded);
+    let fetched = s3.counts().get_bytes;
+    let left = big.len() as u64 - (done as u64 - 1) * PART_SIZE;
+    assert!(
+        fetched <= left + 5,
+        "only the tampered part was fetched again ({fetched} bytes)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

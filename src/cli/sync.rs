@@ -14,8 +14,8 @@ use clap::{Args, ValueEnum};
 use crate::contract::{Endpoint, GlobList, S3Uri, env, parse_bool, parse_region};
 use crate::s3::CA_BUNDLE_ENV;
 use crate::sync::config::{
-    DEFAULT_CONCURRENCY, DEFAULT_PART_SIZE, DEFAULT_PROGRESS_INTERVAL, DEFAULT_RETRY_BUDGET,
-    DEFAULT_STALL_TIMEOUT,
+    DEFAULT_CONCURRENCY, DEFAULT_LOCK_TIMEOUT, DEFAULT_PART_SIZE, DEFAULT_PROGRESS_INTERVAL,
+    DEFAULT_RETRY_BUDGET, DEFAULT_STALL_TIMEOUT,
 };
 use crate::sync::{self, Summary, SyncConfig, SyncError};
 
@@ -79,6 +79,10 @@ pub struct SyncArgs {
     #[arg(long, env = "S3_SEED_PROGRESS_INTERVAL_SECS", default_value_t = DEFAULT_PROGRESS_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub progress_interval_secs: u64,
 
+    /// Seconds to wait for another sync of the same target to finish before failing (exit code 10).
+    #[arg(long, env = "S3_SEED_LOCK_TIMEOUT_SECS", default_value_t = DEFAULT_LOCK_TIMEOUT.as_secs())]
+    pub lock_timeout_secs: u64,
+
     /// Format of the final summary line.
     #[arg(long, env = env::SUMMARY_FORMAT, value_enum, default_value_t = SummaryFormat::Text)]
     pub summary_format: SummaryFormat,
@@ -114,6 +118,7 @@ impl SyncArgs {
         cfg.stall_timeout = Duration::from_secs(self.stall_timeout_secs);
         cfg.retry_budget = self.retry_budget;
         cfg.progress_interval = Duration::from_secs(self.progress_interval_secs);
+        cfg.lock_timeout = Duration::from_secs(self.lock_timeout_secs);
         cfg
     }
 }

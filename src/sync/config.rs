@@ -27,6 +27,8 @@ pub const DEFAULT_RETRY_BUDGET: u32 = 100;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// First backoff step.
 pub const DEFAULT_RETRY_BASE: Duration = Duration::from_millis(200);
+/// How long a run waits for another run on the same target to finish.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(300);
 /// Time between progress lines.
 pub const DEFAULT_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -58,6 +60,8 @@ pub struct SyncConfig {
     pub retry_base: Duration,
     /// How often progress is logged while downloading.
     pub progress_interval: Duration,
+    /// How long to wait for another sync of the same target to finish.
+    pub lock_timeout: Duration,
     /// Pretend the target filesystem has this many free bytes (tests).
     pub free_space_override: Option<u64>,
 }
@@ -82,6 +86,7 @@ impl SyncConfig {
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             retry_base: DEFAULT_RETRY_BASE,
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
             free_space_override: None,
         }
     }

@@ -87,6 +87,16 @@ pub enum SyncError {
     /// A transfer still failed after retries, or the retry budget ran out.
     #[error("download of key {key:?} failed: {reason}")]
     Transfer { key: String, reason: String },
+    /// Another sync held the target's lock for longer than the bound.
+    #[error(
+        "{dir} is being synced by another s3-seed run ({holder}); gave up after {waited_secs} s \
+         (--lock-timeout-secs)"
+    )]
+    Locked {
+        dir: PathBuf,
+        holder: String,
+        waited_secs: u64,
+    },
     /// Any other local I/O failure.
     #[error("{path}: {source}")]
     Io {
@@ -108,6 +118,7 @@ impl SyncError {
             Self::Permission { .. } | Self::ReadOnly { .. } => 7,
             Self::Integrity { .. } => 8,
             Self::Transfer { .. } => 9,
+            Self::Locked { .. } => 10,
         }
     }
 
@@ -246,7 +257,7 @@ mod tests {
     #[test]
     fn exit_codes_are_distinct_per_class() {
         let nospc = std::io::Error::from_raw_os_error(Errno::NOSPC.raw_os_error());
-        let cases: [(SyncError, u8); 6] = [
+        let cases: [(SyncError, u8); 7] = [
             (SyncError::io("/t/a", nospc), 6),
             (SyncError::io("/t/a", std::io::Error::other("x")), 1),
             (SyncError::Config("x".into()), 3),
@@ -270,6 +281,14 @@ mod tests {
                     reason: "r".into(),
                 },
                 9,
+            ),
+            (
+                SyncError::Locked {
+                    dir: "/t".into(),
+                    holder: "pid 1 on host h".into(),
+                    waited_secs: 300,
+                },
+                10,
             ),
         ];
         for (err, code) in cases {

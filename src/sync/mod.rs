@@ -3,13 +3,16 @@
 //! One run is a straight line, each step in its own module:
 //! 1. [`target::Target::open`]: create/open the target and `.s3-seed/`, prove
 //!    it is writable (else a permission error naming uid, gid and fsGroup);
+//!    then [`lock::acquire`]: one sync per target, kept by the target handle;
 //! 2. [`source::select`]: one paginated ListObjectsV2 of the prefix, then
 //!    [`keys::select`]: keys → safe relative paths (hostile keys fail the run);
-//! 3. [`plan::plan`]: listing + [`state::State`] + local facts → skip /
-//!    download / clear / prune (pure);
+//! 3. [`plan::plan`]: listing + [`state::State`] (with the [`journal`] of an
+//!    interrupted run folded in) + local facts → skip / download / clear /
+//!    prune (pure);
 //! 4. free-space check, then [`download::download_all`]: bounded parallel
-//!    GETs into temporary files, verified, fsynced and renamed into place;
-//! 5. fsync changed folders, prune, write the state file last.
+//!    GETs into temporary files, verified, fsynced, journaled and renamed
+//!    into place;
+//! 5. fsync changed folders, prune, write the state file, empty the journal.
 //!
 //! Tests and the demo call [`run`] with a client pointed at a local server;
 //! the binary's flags, summary line and exit codes live in `crate::cli`, which
@@ -18,7 +21,9 @@
 pub mod config;
 mod download;
 pub mod error;
+pub mod journal;
 pub mod keys;
+pub mod lock;
 pub mod parts;
 pub mod plan;
 mod progress;
@@ -38,7 +43,8 @@ pub use summary::Summary;
 
 use crate::s3::{self, Retry};
 use download::pool::BufferPool;
-use download::{Ctx, download_all, temp_name};
+use download::{Ctx, download_all, temp_stem};
+use journal::Journal;
 use keys::RelPath;
 use plan::{Plan, PlanInput};
 use progress::Progress;
@@ -48,10 +54,15 @@ use target::Target;
 /// Bring `cfg.target` up to date with `cfg.source` using `client`.
 pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summary, SyncError> {
     let started = Instant::now();
-    let target = Arc::new(Target::open(&cfg.target)?);
+    let mut target = Target::open(&cfg.target)?;
+    target.hold(lock::acquire(&target, cfg.lock_timeout).await?);
+    let target = Arc::new(target);
+    let journal = Journal::open(&target)?;
     let retry = Retry::new(cfg.retry_budget, cfg.max_attempts, cfg.retry_base);
     let selection = source::select(client, &cfg.source_spec(), &retry).await?;
-    let previous = State::load(&target);
+    let placed = journal::read(&target);
+    let journaled = !placed.is_empty();
+    let previous = journal::recover(&target, State::load(&target), placed);
     let source = cfg.source.to_string();
     let plan = make_plan(cfg, &target, &source, selection.wanted, previous.as_ref())?;
     check_space(cfg, &target, &plan)?;
@@ -72,6 +83,7 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
         part_size: cfg.part_size,
         stall: cfg.stall_timeout,
         touched: Mutex::new(BTreeSet::new()),
+        journal,
     });
     let reporter = progress.spawn_reporter(cfg.progress_interval);
     let downloaded = download_all(
@@ -83,6 +95,8 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
     .await;
     reporter.abort();
     let downloaded = downloaded?;
+    // The state file on disk lacks what the journal held: write it even if unchanged.
+    let previous = previous.filter(|_| !journaled);
     let pruned = finish(&ctx, &source, &plan, &downloaded, previous.as_ref())?;
     let verified = downloaded
         .iter()
@@ -139,7 +153,7 @@ fn check_space(cfg: &SyncConfig, target: &Target, plan: &Plan) -> Result<(), Syn
             let on_disk = d.object.etag.as_deref().and_then(|etag| {
                 download::resume::Record::peek(
                     target,
-                    &temp_name(&d.rel),
+                    &temp_stem(&d.rel),
                     &d.object.key,
                     etag,
                     d.object.size,
@@ -162,7 +176,8 @@ fn check_space(cfg: &SyncConfig, target: &Target, plan: &Plan) -> Result<(), Syn
     Ok(())
 }
 
-/// Make installs durable, prune, then write the state file last.
+/// Make installs durable, prune, write the state file, then empty the
+/// journal (everything in it is in the state now).
 fn finish(
     ctx: &Ctx,
     source: &str,
@@ -193,6 +208,7 @@ fn finish(
     if previous != Some(&state) {
         state.save(target)?;
     }
+    ctx.journal.clear()?;
     target.clear_tmp();
     Ok(pruned)
 }

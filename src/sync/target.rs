@@ -10,8 +10,8 @@
 //! symlink, file or device where a folder must be stops the walk.
 //!
 //! Files are installed the crash-safe way: written in `.s3-seed/tmp/` (same
-//! filesystem as the target, so `rename` is atomic), fsynced, renamed into
-//! place; folders whose entries changed are fsynced before the state file is
+//! filesystem as the target, so `rename` is atomic) under fresh `O_EXCL`
+//! names, fsynced, renamed into place; folders whose entries changed are fsynced before the state file is
 //! written, and the state file itself goes through the same steps.
 
 use std::collections::{BTreeSet, HashMap};
@@ -22,9 +22,11 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
+use serde::{Deserialize, Serialize};
 
 use super::error::{Owner, SyncError};
 use super::keys::{RESERVED, RelPath};
+use super::lock::TargetLock;
 
 const TMP: &str = "tmp";
 
@@ -47,6 +49,23 @@ pub enum LocalFact {
     },
 }
 
+/// Which file an entry is (device and inode). It survives a rename, so a
+/// file recorded as a temporary file is recognised at its final path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct FileId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl FileId {
+    fn of(st: &rustix::fs::Stat) -> Self {
+        Self {
+            dev: st.st_dev,
+            ino: st.st_ino,
+        }
+    }
+}
+
 /// Open handles on the target and s3-seed's folders inside it.
 #[derive(Debug)]
 pub struct Target {
@@ -54,6 +73,10 @@ pub struct Target {
     root: OwnedFd,
     meta: OwnedFd,
     tmp: OwnedFd,
+    /// The target lock, once taken: it lives as long as the last handle on
+    /// the target, so blocking work still in flight after a failed run
+    /// returns keeps it until that work is done.
+    lock: Option<TargetLock>,
 }
 
 fn dir_flags() -> OFlags {
@@ -94,6 +117,7 @@ impl Target {
             root,
             meta,
             tmp,
+            lock: None,
         };
         target.probe_write()?;
         Ok(target)
@@ -114,6 +138,11 @@ impl Target {
             )),
             Err(e) => Err(SyncError::io(self.path.join(RESERVED), e.into())),
         }
+    }
+
+    /// Keep the target lock for as long as this target is in use.
+    pub fn hold(&mut self, lock: TargetLock) {
+        self.lock = Some(lock);
     }
 
     /// The target folder as given.
@@ -147,6 +176,30 @@ impl Target {
         &self,
         rels: impl IntoIterator<Item = &'a RelPath>,
     ) -> HashMap<RelPath, LocalFact> {
+        self.each_in_dirs(rels, stat_name, |blocked| blocked)
+    }
+
+    /// The identity of each path that is a regular file (no symlink followed).
+    pub fn ids_many<'a>(
+        &self,
+        rels: impl IntoIterator<Item = &'a RelPath>,
+    ) -> HashMap<RelPath, Option<FileId>> {
+        let id = |dir: &OwnedFd, name: &str| {
+            let st = rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+            let file = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
+            file.then(|| FileId::of(&st))
+        };
+        self.each_in_dirs(rels, id, |_| None)
+    }
+
+    /// `look` at each path from its folder's handle (`blocked` when the walk
+    /// to the folder stops), opening each folder once for consecutive siblings.
+    fn each_in_dirs<'a, T>(
+        &self,
+        rels: impl IntoIterator<Item = &'a RelPath>,
+        look: impl Fn(&OwnedFd, &str) -> T,
+        blocked: impl Fn(LocalFact) -> T,
+    ) -> HashMap<RelPath, T> {
         let mut sorted: Vec<&RelPath> = rels.into_iter().collect();
         sorted.sort();
         sorted.dedup();
@@ -159,9 +212,9 @@ impl Target {
                 cache = Some((dir.to_owned(), self.walk(dir, false)));
             }
             let fact = match cache.as_ref().map(|(_, r)| r) {
-                Some(Ok(fd)) => stat_name(fd, name),
-                Some(Err(blocked)) => *blocked,
-                None => LocalFact::Missing,
+                Some(Ok(fd)) => look(fd, name),
+                Some(Err(fact)) => blocked(*fact),
+                None => blocked(LocalFact::Missing),
             };
             out.insert(rel.clone(), fact);
         }
@@ -229,21 +282,61 @@ impl Target {
         })
     }
 
-    /// Create (or truncate) a temporary file in `.s3-seed/tmp/`.
-    pub fn create_temp(&self, name: &str) -> Result<File, SyncError> {
+    /// Create a temporary file in `.s3-seed/tmp/` under a fresh name
+    /// `<stem>.<random>.<ext>`, with `O_EXCL`: no other run, live or dead,
+    /// has it open, so its bytes are exactly what this run writes.
+    pub fn create_temp(&self, stem: &str, ext: &str) -> Result<(String, File), SyncError> {
         let flags =
-            OFlags::RDWR | OFlags::CREATE | OFlags::TRUNC | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        rustix::fs::openat(&self.tmp, name, flags, Mode::from_bits_truncate(0o644))
-            .map(File::from)
-            .map_err(|e| SyncError::io(self.tmp_path(name), e.into()))
+            OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        loop {
+            let name = unique_name(stem, ext);
+            match rustix::fs::openat(&self.tmp, &name, flags, Mode::from_bits_truncate(0o644)) {
+                Ok(fd) => return Ok((name, File::from(fd))),
+                Err(Errno::EXIST) => continue, // a 64-bit collision: draw again
+                Err(e) => return Err(SyncError::io(self.tmp_path(&name), e.into())),
+            }
+        }
     }
 
-    /// Open an existing temporary file for resuming, if there is one.
-    pub fn open_temp(&self, name: &str) -> Option<File> {
+    /// Take over the temporary file `old` left by an earlier (dead) run:
+    /// rename it to a fresh name of this run, never replacing anything, and
+    /// open that. Only one caller can win the rename, and the caller holds
+    /// the target lock, so nobody else writes the adopted file from then on.
+    pub fn claim_temp(&self, old: &str, stem: &str, ext: &str) -> Option<(String, File)> {
+        let name = unique_name(stem, ext);
+        let noreplace = rustix::fs::RenameFlags::NOREPLACE;
+        rustix::fs::renameat_with(&self.tmp, old, &self.tmp, &name, noreplace).ok()?;
         let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW;
-        rustix::fs::openat(&self.tmp, name, flags, Mode::empty())
-            .ok()
+        match rustix::fs::openat(&self.tmp, &name, flags, Mode::empty()) {
+            Ok(fd) => Some((name, File::from(fd))),
+            Err(_) => {
+                self.remove_temp(&name);
+                None
+            }
+        }
+    }
+
+    /// The identity and facts of a temporary file, recorded before it is
+    /// renamed into place (a rename changes neither).
+    pub fn temp_facts(&self, name: &str) -> Result<(FileId, LocalFact), SyncError> {
+        let st = rustix::fs::statat(&self.tmp, name, AtFlags::SYMLINK_NOFOLLOW)
+            .map_err(|e| SyncError::io(self.tmp_path(name), e.into()))?;
+        Ok((FileId::of(&st), fact_of(&st)))
+    }
+
+    /// Open (creating it if needed, never truncating) a file of `.s3-seed/`;
+    /// `append` opens it for appending.
+    pub fn open_meta(&self, name: &str, append: bool) -> Result<File, SyncError> {
+        let mut flags = OFlags::RDWR | OFlags::CREATE | OFlags::CLOEXEC | OFlags::NOFOLLOW;
+        if append {
+            flags |= OFlags::APPEND;
+        }
+        rustix::fs::openat(&self.meta, name, flags, Mode::from_bits_truncate(0o644))
             .map(File::from)
+            .map_err(|e| match e {
+                e if is_permission(e) => refused_or_io(&self.path.join(RESERVED), &self.meta, e),
+                e => SyncError::io(self.path.join(RESERVED).join(name), e.into()),
+            })
     }
 
     pub fn remove_temp(&self, name: &str) {
@@ -379,6 +472,13 @@ fn refused_or_io(dir: &Path, fd: &OwnedFd, e: Errno) -> SyncError {
     refused(dir, rustix::fs::fstat(fd).ok(), e).unwrap_or_else(|| SyncError::io(dir, e.into()))
 }
 
+/// `<stem>.<16 random hex digits>.<ext>`.
+fn unique_name(stem: &str, ext: &str) -> String {
+    use rand::{Rng as _, SeedableRng as _};
+    let n: u64 = rand::rngs::StdRng::from_os_rng().random();
+    format!("{stem}.{n:016x}.{ext}")
+}
+
 fn open_or_make_dir(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
     match rustix::fs::openat(parent, name, dir_flags(), Mode::empty()) {
         Err(Errno::NOENT) => {
@@ -396,15 +496,19 @@ fn open_or_make_dir(parent: &OwnedFd, name: &str) -> Result<OwnedFd, Errno> {
 fn stat_name(dir: &OwnedFd, name: &str) -> LocalFact {
     match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Err(_) => LocalFact::Missing,
-        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
-            FileType::RegularFile => LocalFact::File {
-                size: u64::try_from(st.st_size).unwrap_or(0),
-                mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
-            },
-            FileType::Symlink => LocalFact::Symlink,
-            FileType::Directory => LocalFact::Dir,
-            _ => LocalFact::Other,
+        Ok(st) => fact_of(&st),
+    }
+}
+
+fn fact_of(st: &rustix::fs::Stat) -> LocalFact {
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => LocalFact::File {
+            size: u64::try_from(st.st_size).unwrap_or(0),
+            mtime_ns: st.st_mtime.saturating_mul(1_000_000_000) + st.st_mtime_nsec as i64,
         },
+        FileType::Symlink => LocalFact::Symlink,
+        FileType::Directory => LocalFact::Dir,
+        _ => LocalFact::Other,
     }
 }
 

@@ -19,7 +19,7 @@ use s3_seed::s3::{ClientConfig, StaticCredentials};
 use s3_seed::sync::{SyncConfig, SyncError};
 use sha2::Digest as _;
 
-use super::s3::{ACCESS_KEY, REGION, S3Server, SECRET_KEY};
+use super::s3::{ACCESS_KEY, Fault, REGION, Rule, S3Server, SECRET_KEY};
 
 /// Part size of [`config`]: objects larger than this are fetched in ranges of it.
 pub const PART_SIZE: u64 = 256 * 1024;
@@ -62,6 +62,16 @@ pub fn config(s3: &S3Server, prefix: &str, target: &Path) -> SyncConfig {
     cfg.retry_base = Duration::from_millis(10);
     cfg.stall_timeout = STALL_TIMEOUT;
     cfg
+}
+
+/// Delay every GetObject by `delay`, so a run lasts long enough to watch
+/// (or to kill at a chosen moment).
+pub fn slow_gets(s3: &S3Server, delay: Duration) {
+    s3.inject(
+        Rule::new(Fault::Latency(delay))
+            .op("GetObject")
+            .times(u32::MAX),
+    );
 }
 
 /// Deterministic pseudo-random bytes (xorshift), different for each `seed`,

@@ -40,10 +40,12 @@ fn config(args: &[&str]) -> Result<crate::sync::SyncConfig, String> {
 fn flags_become_config() {
     let cfg = config(&[]).unwrap();
     assert_eq!(
-        (cfg.prune, cfg.concurrency, cfg.part_size),
-        (true, 16, 8 << 20)
+        (cfg.prune, cfg.concurrency, cfg.part_size, cfg.lock_timeout),
+        (true, 16, 8 << 20, std::time::Duration::from_secs(300))
     );
     let cfg = config(&[
+        "--lock-timeout-secs",
+        "0",
         "--no-prune",
         "--part-size",
         "256KiB",
@@ -58,8 +60,10 @@ fn flags_become_config() {
         (false, 4, 256 << 10)
     );
     assert_eq!(cfg.include.patterns(), ["*.bin"]);
+    assert_eq!(cfg.lock_timeout, std::time::Duration::ZERO);
     for bad in [
-        &["--part-size", "1KiB"][..],
+        &["--lock-timeout-secs", "-1"][..],
+        &["--part-size", "1KiB"],
         &["--concurrency", "0"],
         &["--part-size", "6GiB"],
     ] {

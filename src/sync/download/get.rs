@@ -15,7 +15,7 @@ use std::sync::Arc;
 use aws_sdk_s3::types::ChecksumMode;
 
 use super::pool::PooledBuf;
-use super::{Ctx, Fetch, Fetched, Version, sync_file, temp_name, unverified_reason};
+use super::{Ctx, Fetch, Fetched, Version, sync_file, temp_stem, unverified_reason};
 use crate::s3::{Class, classify, classify_body};
 use crate::sync::config::TINY_OBJECT;
 use crate::sync::error::SyncError;
@@ -38,8 +38,8 @@ pub async fn small(
     key: &str,
     version: &Version,
 ) -> Result<Fetched, Fetch> {
-    let tmp = temp_name(rel);
-    let file = Arc::new(ctx.target.create_temp(&tmp)?);
+    let (tmp, file) = ctx.target.create_temp(&temp_stem(rel), "tmp")?;
+    let file = Arc::new(file);
     let range = Span {
         start: 0,
         len: version.size,

@@ -7,6 +7,10 @@
 //! and dropping the `JoinSet` cancels every other transfer; temporary files
 //! stay in `.s3-seed/tmp/` for the next run to resume or overwrite.
 //!
+//! Each object is installed as [`crate::sync::journal`] describes: its
+//! state entry is journaled (durably) before the rename into place, so a
+//! killed or failed run still leaves a record of what it placed.
+//!
 //! Every GET carries `If-Match` with the listed ETag. A 412 means the object
 //! was replaced: the object restarts with the new version (at most
 //! [`MAX_RESTARTS`] times). A checksum mismatch refetches the object once,
@@ -36,6 +40,7 @@ pub(super) mod resume;
 
 use crate::s3::{self, Retry, S3Error};
 use crate::sync::error::SyncError;
+use crate::sync::journal::{Journal, Placed};
 use crate::sync::keys::RelPath;
 use crate::sync::plan::Download;
 use crate::sync::progress::Progress;
@@ -63,6 +68,8 @@ pub struct Ctx {
     pub stall: Duration,
     /// Folders whose entries changed; fsynced before the state is written.
     pub touched: Mutex<BTreeSet<String>>,
+    /// Where each file is recorded before it is renamed into place.
+    pub journal: Journal,
 }
 
 /// The version of an object being fetched.
@@ -185,16 +192,40 @@ async fn object(ctx: Arc<Ctx>, job: Download) -> Result<(RelPath, Entry), SyncEr
     }
 }
 
-/// Move the fetched file into place and describe it for the state file.
+/// Journal the fetched file, move it into place, and describe it for the
+/// state file.
 async fn install(
     ctx: &Arc<Ctx>,
     job: &Download,
     version: &Version,
     fetched: Fetched,
 ) -> Result<(RelPath, Entry), SyncError> {
-    let target = Arc::clone(&ctx.target);
-    let (rel, tmp) = (job.rel.clone(), fetched.tmp.clone());
-    let fact = blocking(move || target.install(&tmp, &rel)).await?;
+    let mut entry = Entry {
+        key: job.object.key.clone(),
+        size: version.size,
+        etag: version.etag.clone(),
+        last_modified: version.last_modified,
+        mtime_ns: 0,
+        verified: fetched.verified.map(str::to_owned),
+    };
+    let (c, rel, tmp) = (Arc::clone(ctx), job.rel.clone(), fetched.tmp.clone());
+    let placed = entry.clone();
+    let fact = blocking(move || {
+        let (id, fact) = c.target.temp_facts(&tmp)?;
+        let LocalFact::File { mtime_ns, .. } = fact else {
+            return Err(vanished(c.target.tmp_path(&tmp)));
+        };
+        let (source, path) = (c.uri.clone(), rel.to_string());
+        let entry = Entry { mtime_ns, ..placed };
+        c.journal.record(&Placed {
+            source,
+            path,
+            id,
+            entry,
+        })?;
+        c.target.install(&tmp, &rel)
+    })
+    .await?;
     if let Some(resume) = &fetched.resume {
         ctx.target.remove_temp(resume);
     }
@@ -203,24 +234,21 @@ async fn install(
         touched.insert(dir);
     }
     let LocalFact::File { mtime_ns, .. } = fact else {
-        return Err(SyncError::Io {
-            path: ctx.target.display(job.rel.as_str()),
-            source: std::io::Error::other("file vanished right after it was installed"),
-        });
+        return Err(vanished(ctx.target.display(job.rel.as_str())));
     };
     if let Some(why) = fetched.unverified_because {
         tracing::warn!(reason = why, "installed without verification");
     }
     ctx.progress.file_done();
-    let entry = Entry {
-        key: job.object.key.clone(),
-        size: version.size,
-        etag: version.etag.clone(),
-        last_modified: version.last_modified,
-        mtime_ns,
-        verified: fetched.verified.map(str::to_owned),
-    };
+    entry.mtime_ns = mtime_ns;
     Ok((job.rel.clone(), entry))
+}
+
+fn vanished(path: std::path::PathBuf) -> SyncError {
+    SyncError::Io {
+        path,
+        source: std::io::Error::other("file vanished right after it was written"),
+    }
 }
 
 pub fn unverified_reason(expected: &Expected) -> Option<&'static str> {
@@ -230,11 +258,12 @@ pub fn unverified_reason(expected: &Expected) -> Option<&'static str> {
     }
 }
 
-/// The temporary file name of a target path: stable, so a rerun finds it.
-pub fn temp_name(rel: &RelPath) -> String {
+/// The stem of a target path's temporary files: stable, so a rerun finds
+/// the resume record (`<stem>.part.json`); the files themselves get fresh
+/// names ([`Target::create_temp`]).
+pub fn temp_stem(rel: &RelPath) -> String {
     let digest = Sha256::digest(rel.as_str().as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.part")
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// fsync a finished temporary file.

@@ -11,7 +11,10 @@
 //! every part's CRC and the composite value can be checked
 //! ([`crate::sync::parts`]); without it the object stays unverified.
 //! Progress is checkpointed at most once a second: `fdatasync` of the file,
-//! then the resume record.
+//! then the resume record. The part file is this run's alone (a fresh
+//! `O_EXCL` name, or a dead run's file taken over by rename under the target
+//! lock, its recorded parts read back and rechecked), so the CRCs combined at
+//! the end are those of exactly the bytes on disk.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -24,11 +27,12 @@ use tracing::Instrument as _;
 
 use super::get::{Span, get_into};
 use super::resume::Record;
-use super::{Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_name, unverified_reason};
+use super::{Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_stem, unverified_reason};
 use crate::s3::{self, S3Error};
 use crate::sync::error::SyncError;
 use crate::sync::keys::RelPath;
 use crate::sync::parts;
+use crate::sync::target::Target;
 use crate::sync::verify::{CrcKind, Expected, Offered, check_crc, expected};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
@@ -66,22 +70,22 @@ pub async fn fetch(
         (Expected::Nothing(_), Some((offer, _))) => Expected::Crc(offer.kind, offer.value),
         _ => head_expected,
     };
-    let tmp = temp_name(rel);
+    let stem = temp_stem(rel);
     let want = new_record(ctx, key, version, checksum, upload.as_ref());
-    let (file, record) = open(ctx, &tmp, want, version.etag.is_some()).await?;
-    let record = fetch_parts(ctx, key, version, &tmp, file.clone(), record, checksum).await?;
+    let (file, tmp, record) = open(ctx, &stem, want, version.etag.is_some()).await?;
+    let record = fetch_parts(ctx, key, version, &stem, file.clone(), record).await?;
     let checked = verify(ctx, &file, &record, &head_expected, upload.as_ref()).await;
     let verified = match checked? {
         Ok(v) => v,
         Err(reason) => {
             ctx.target.remove_temp(&tmp);
-            ctx.target.remove_temp(&Record::name(&tmp));
+            ctx.target.remove_temp(&Record::name(&stem));
             return Err(Fetch::Mismatch(reason));
         }
     };
     sync_file(ctx, &file, &tmp).await?;
     Ok(Fetched {
-        resume: Some(Record::name(&tmp)),
+        resume: Some(Record::name(&stem)),
         tmp,
         verified,
         unverified_because: upload
@@ -121,6 +125,7 @@ fn new_record(
         },
         upload_parts: upload.map_or_else(Vec::new, |(_, p)| p.iter().map(|p| p.size).collect()),
         done: Default::default(),
+        file: String::new(),
     }
 }
 
@@ -165,33 +170,106 @@ fn composite_check(
     parts::check(offer, parts, &ranges, &crcs).map(Some)
 }
 
-/// Reopen a resumable part file, or create and preallocate a fresh one.
+/// Take over a dead run's part file for this download (its recorded parts
+/// read back and rechecked), or create and preallocate a fresh one. Returns
+/// the file, its name and the record of what it holds.
 async fn open(
     ctx: &Arc<Ctx>,
-    tmp: &str,
+    stem: &str,
     want: Record,
     pinned: bool,
-) -> Result<(Arc<File>, Record), SyncError> {
-    let target = Arc::clone(&ctx.target);
-    let tmp = tmp.to_owned();
+) -> Result<(Arc<File>, String, Record), SyncError> {
+    let (target, s, w) = (Arc::clone(&ctx.target), stem.to_owned(), want.clone());
+    let adopted = blocking(move || adopt(&target, &s, &w, pinned)).await?;
+    let Some((name, file, record)) = adopted else {
+        return fresh(ctx, stem, want).await;
+    };
+    let file = Arc::new(file);
+    let f = Arc::clone(&file);
+    let (record, rejected) = read_back(ctx, move |buf| {
+        let mut record = record;
+        let rejected = record.recheck(&f, buf);
+        Ok((record, rejected))
+    })
+    .await?;
+    tracing::info!(
+        parts_done = record.done.len(),
+        parts = record.parts(),
+        rejected,
+        "resuming download (recorded parts read back and checked)"
+    );
+    Ok((file, name, record))
+}
+
+/// A fresh, preallocated part file of this run, and its empty record.
+async fn fresh(
+    ctx: &Ctx,
+    stem: &str,
+    want: Record,
+) -> Result<(Arc<File>, String, Record), SyncError> {
+    let (target, stem) = (Arc::clone(&ctx.target), stem.to_owned());
     blocking(move || {
-        if pinned && let Some(rec) = Record::load(&target, &tmp, &want) {
-            let file = target.open_temp(&tmp);
-            if let Some(file) = file.filter(|f| f.metadata().is_ok_and(|m| m.len() == want.size)) {
-                tracing::info!(
-                    parts_done = rec.done.len(),
-                    parts = rec.parts(),
-                    "resuming download"
-                );
-                return Ok((Arc::new(file), rec));
-            }
-        }
-        target.remove_temp(&Record::name(&tmp));
-        let file = target.create_temp(&tmp)?;
-        preallocate(&file, want.size).map_err(|e| SyncError::io(target.tmp_path(&tmp), e))?;
-        Ok((Arc::new(file), want))
+        let (name, file) = target.create_temp(&stem, "part")?;
+        preallocate(&file, want.size).map_err(|e| SyncError::io(target.tmp_path(&name), e))?;
+        let record = Record {
+            file: name.clone(),
+            ..want
+        };
+        Ok((Arc::new(file), name, record))
     })
     .await
+}
+
+/// The part file of a record for exactly `want`, renamed to a name of this
+/// run (the record rewritten to name it); leftovers of any other download
+/// of the path are removed.
+fn adopt(
+    target: &Target,
+    stem: &str,
+    want: &Record,
+    pinned: bool,
+) -> Result<Option<(String, File, Record)>, SyncError> {
+    let Some(rec) = Record::read(target, stem) else {
+        return Ok(None);
+    };
+    let old = rec.part_file(stem).map(str::to_owned);
+    if let Some(old) = old {
+        let claimed = (pinned && rec.matches(want))
+            .then(|| target.claim_temp(&old, stem, "part"))
+            .flatten();
+        match claimed {
+            Some((name, file)) if file.metadata().is_ok_and(|m| m.len() == want.size) => {
+                let rec = Record {
+                    file: name.clone(),
+                    ..rec
+                };
+                target.write_temp_atomic(&Record::name(stem), &rec.to_json())?;
+                return Ok(Some((name, file, rec)));
+            }
+            Some((name, _)) => target.remove_temp(&name),
+            None => target.remove_temp(&old),
+        }
+    }
+    target.remove_temp(&Record::name(stem));
+    Ok(None)
+}
+
+/// Run `read` on a blocking thread with a pooled buffer, so reading a file
+/// back counts against the memory bound like a GET.
+async fn read_back<T: Send + 'static>(
+    ctx: &Ctx,
+    read: impl FnOnce(&mut [u8]) -> Result<T, SyncError> + Send + 'static,
+) -> Result<T, SyncError> {
+    let mut pooled = ctx.pool.acquire().await;
+    let mut buf = pooled.take();
+    buf.resize(pooled.capacity(), 0);
+    let (buf, out) = blocking(move || {
+        let out = read(&mut buf);
+        Ok((buf, out))
+    })
+    .await?;
+    pooled.restore(buf);
+    out
 }
 
 /// Reserve the blocks up front (so a full disk fails early), or at least set
@@ -209,29 +287,26 @@ async fn fetch_parts(
     ctx: &Arc<Ctx>,
     key: &str,
     version: &Version,
-    tmp: &str,
+    stem: &str,
     file: Arc<File>,
     record: Record,
-    expected: Expected,
 ) -> Result<Record, Fetch> {
     let ranges = record.ranges();
     let todo: Vec<(u64, (u64, u64))> = (0..)
         .zip(ranges)
         .filter(|(i, _)| !record.done.contains_key(i))
         .collect();
+    // Every range is hashed (for the record), with the object's CRC if it has one.
+    let per_range = Expected::Crc(record.check_kind(), 0);
     let tracker = Arc::new(Mutex::new(Tracker {
         record,
         last: Instant::now(),
         busy: false,
     }));
-    let per_range = match expected {
-        Expected::Crc(..) => expected,
-        _ => Expected::Nothing("hashed after download"),
-    };
     let mut set = JoinSet::new();
     for (i, (start, len)) in todo {
         let (ctx, file, tracker) = (Arc::clone(ctx), Arc::clone(&file), Arc::clone(&tracker));
-        let (key, version, tmp) = (key.to_owned(), version.clone(), tmp.to_owned());
+        let (key, version, stem) = (key.to_owned(), version.clone(), stem.to_owned());
         let span = tracing::debug_span!("part", part = i);
         set.spawn(
             async move {
@@ -246,7 +321,7 @@ async fn fetch_parts(
                     .record
                     .done
                     .insert(i, hasher.crc().unwrap_or(0));
-                checkpoint(&ctx, &tmp, &file, &tracker)
+                checkpoint(&ctx, &stem, &file, &tracker)
                     .await
                     .map_err(Fetch::Failed)
             }
@@ -274,7 +349,7 @@ fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
 /// At most once a second: make the finished parts durable, then record them.
 async fn checkpoint(
     ctx: &Arc<Ctx>,
-    tmp: &str,
+    stem: &str,
     file: &Arc<File>,
     tracker: &Arc<Mutex<Tracker>>,
 ) -> Result<(), SyncError> {
@@ -286,8 +361,12 @@ async fn checkpoint(
         t.busy = true;
         t.record.clone()
     };
-    let (target, file, name) = (Arc::clone(&ctx.target), Arc::clone(file), Record::name(tmp));
-    let path = ctx.target.tmp_path(tmp);
+    let (target, file, name) = (
+        Arc::clone(&ctx.target),
+        Arc::clone(file),
+        Record::name(stem),
+    );
+    let path = ctx.target.tmp_path(&snapshot.file);
     let res = blocking(move || {
         file.sync_data().map_err(|e| SyncError::io(path, e))?;
         target.write_temp_atomic(&name, &snapshot.to_json())
@@ -314,17 +393,11 @@ async fn verify(
     match *expected {
         Expected::Crc(kind, want) => Ok(check_crc(kind, combined(kind, record), want)),
         Expected::Md5(want) => {
-            // Reading back uses a pooled buffer, so it counts against the memory bound.
-            let mut pooled = ctx.pool.acquire().await;
-            let mut buf = pooled.take();
-            buf.resize(pooled.capacity(), 0);
             let (file, path) = (Arc::clone(file), ctx.target.path().to_owned());
-            let (buf, got) = blocking(move || {
-                let got = md5_of(&file, &mut buf).map_err(|e| SyncError::io(path, e))?;
-                Ok((buf, got))
+            let got = read_back(ctx, move |buf| {
+                md5_of(&file, buf).map_err(|e| SyncError::io(path, e))
             })
             .await?;
-            pooled.restore(buf);
             Ok(if got == want {
                 Ok(Some("md5"))
             } else {

@@ -16,10 +16,11 @@ fn setup() -> (tempfile::TempDir, tempfile::TempDir, Target) {
     (dir, outside, target)
 }
 
-fn temp_with(target: &Target, name: &str, body: &[u8]) {
-    let mut f = target.create_temp(name).unwrap();
+fn temp_with(target: &Target, stem: &str, body: &[u8]) -> String {
+    let (name, mut f) = target.create_temp(stem, "tmp").unwrap();
     f.write_all(body).unwrap();
     f.sync_all().unwrap();
+    name
 }
 
 #[test]
@@ -65,20 +66,25 @@ fn stat_many_never_follows_symlinks() {
 #[test]
 fn install_creates_folders_and_refuses_symlinks() {
     let (dir, outside, target) = setup();
-    temp_with(&target, "t1", b"hello");
-    let fact = target.install("t1", &rel("a/b/c.txt")).unwrap();
+    let t1 = temp_with(&target, "t1", b"hello");
+    let (id, _) = target.temp_facts(&t1).unwrap();
+    let fact = target.install(&t1, &rel("a/b/c.txt")).unwrap();
     assert!(matches!(fact, LocalFact::File { size: 5, .. }));
     assert_eq!(
         std::fs::read(dir.path().join("a/b/c.txt")).unwrap(),
         b"hello"
     );
+    let ids = target.ids_many([&rel("a/b/c.txt"), &rel("a/b"), &rel("nope")]);
+    assert_eq!(
+        ids[&rel("a/b/c.txt")],
+        Some(id),
+        "the inode survives the rename"
+    );
+    assert_eq!((ids[&rel("a/b")], ids[&rel("nope")]), (None, None));
 
     symlink(outside.path(), dir.path().join("evil")).unwrap();
-    temp_with(&target, "t2", b"x");
-    let err = target
-        .install("t2", &rel("evil/y"))
-        .unwrap_err()
-        .to_string();
+    let t2 = temp_with(&target, "t2", b"x");
+    let err = target.install(&t2, &rel("evil/y")).unwrap_err().to_string();
     assert!(
         err.contains("evil is a symlink where a folder must be"),
         "{err}"
@@ -90,7 +96,7 @@ fn install_creates_folders_and_refuses_symlinks() {
 
     std::fs::write(outside.path().join("victim"), b"keep").unwrap();
     symlink(outside.path().join("victim"), dir.path().join("file")).unwrap();
-    let err = target.install("t2", &rel("file")).unwrap_err().to_string();
+    let err = target.install(&t2, &rel("file")).unwrap_err().to_string();
     assert!(err.contains("file is a symlink"), "{err}");
     assert_eq!(
         std::fs::read(outside.path().join("victim")).unwrap(),
@@ -138,10 +144,40 @@ fn planted_state_folder_symlink_is_refused() {
 #[test]
 fn clear_tmp_and_free_space() {
     let (_dir, _outside, target) = setup();
-    temp_with(&target, "a.part", b"1");
+    let name = temp_with(&target, "a", b"1");
     target.write_temp_atomic("a.part.json", b"{}").unwrap();
     target.clear_tmp();
     assert!(target.read_temp("a.part.json").is_none());
-    assert!(target.open_temp("a.part").is_none());
+    assert!(target.claim_temp(&name, "a", "part").is_none());
     assert!(target.free_space().unwrap() > 0);
+}
+
+#[test]
+fn temporary_names_are_fresh_and_claimed_once() {
+    let (dir, _outside, target) = setup();
+    let a = temp_with(&target, "s", b"one");
+    let b = temp_with(&target, "s", b"two");
+    assert_ne!(a, b, "every temporary file gets its own name");
+    assert!(a.starts_with("s.") && a.ends_with(".tmp"), "{a}");
+    let (claimed, mut file) = target.claim_temp(&a, "s", "part").unwrap();
+    assert!(
+        claimed.starts_with("s.") && claimed.ends_with(".part"),
+        "{claimed}"
+    );
+    assert!(
+        target.claim_temp(&a, "s", "part").is_none(),
+        "only one claim wins"
+    );
+    let mut body = String::new();
+    std::io::Read::read_to_string(&mut file, &mut body).unwrap();
+    assert_eq!(body, "one");
+    let tmp = dir.path().join(".s3-seed/tmp");
+    let mut names: Vec<String> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    let mut want = vec![b, claimed];
+    want.sort();
+    assert_eq!(names, want);
 }
