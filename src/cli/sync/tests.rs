@@ -80,7 +80,10 @@ fn injected_env(
     let spec = SeedSpec::from_annotations(&annotations)
         .expect("the annotations of the case are valid")
         .expect("the case opts in");
-    let container = build_container(&spec, "data", inject);
+    let volumes = (spec.sources.keys())
+        .map(|name| (name.clone(), "data".to_owned()))
+        .collect();
+    let container = build_container(&spec, &volumes, inject);
     let vars = container["env"]
         .as_array()
         .expect("the container has an env list");
