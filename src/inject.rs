@@ -52,7 +52,7 @@ pub enum InjectError {
     Denied {
         index: usize,
         what: String,
-        denial: MutateError,
+        denial: Box<MutateError>,
     },
     #[error("document {index} ({what}): the webhook's patch does not apply: {message}")]
     Patch {
@@ -78,7 +78,10 @@ pub fn run(file: &Path, config: &InjectConfig) -> Result<(), InjectError> {
     } else {
         input = std::fs::read_to_string(file).map_err(read_err)?;
     }
-    let output = inject_str(&input, config)?;
+    let (output, warnings) = inject_str(&input, config)?;
+    for warning in warnings {
+        eprintln!("Warning: {warning}");
+    }
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(output.as_bytes())
@@ -86,16 +89,27 @@ pub fn run(file: &Path, config: &InjectConfig) -> Result<(), InjectError> {
         .map_err(InjectError::Write)
 }
 
-/// Mutate every StatefulSet in a YAML or JSON stream; return the stream.
-pub fn inject_str(input: &str, config: &InjectConfig) -> Result<String, InjectError> {
-    if input.trim_start().starts_with(['{', '[']) {
-        inject_json(input, config)
+/// Mutate every StatefulSet in a YAML or JSON stream; return the stream,
+/// and the webhook's warnings (what kubectl would print), each prefixed with
+/// the document it is about.
+pub fn inject_str(
+    input: &str,
+    config: &InjectConfig,
+) -> Result<(String, Vec<String>), InjectError> {
+    let mut warnings = Vec::new();
+    let output = if input.trim_start().starts_with(['{', '[']) {
+        inject_json(input, config, &mut warnings)
     } else {
-        inject_yaml(input, config)
-    }
+        inject_yaml(input, config, &mut warnings)
+    }?;
+    Ok((output, warnings))
 }
 
-fn inject_yaml(input: &str, config: &InjectConfig) -> Result<String, InjectError> {
+fn inject_yaml(
+    input: &str,
+    config: &InjectConfig,
+    warnings: &mut Vec<String>,
+) -> Result<String, InjectError> {
     let mut out = String::with_capacity(input.len() + 1024);
     let mut line = 0;
     for (i, chunk) in split_yaml(input).into_iter().enumerate() {
@@ -103,7 +117,7 @@ fn inject_yaml(input: &str, config: &InjectConfig) -> Result<String, InjectError
         let mut doc =
             parse_yaml(chunk, line).map_err(|error| InjectError::Yaml { index, error })?;
         line += chunk.matches('\n').count();
-        if !mutate_value(&mut doc, index, config)? {
+        if !mutate_value(&mut doc, index, config, warnings)? {
             out.push_str(chunk);
             continue;
         }
@@ -117,7 +131,11 @@ fn inject_yaml(input: &str, config: &InjectConfig) -> Result<String, InjectError
     Ok(out)
 }
 
-fn inject_json(input: &str, config: &InjectConfig) -> Result<String, InjectError> {
+fn inject_json(
+    input: &str,
+    config: &InjectConfig,
+    warnings: &mut Vec<String>,
+) -> Result<String, InjectError> {
     let mut out = String::with_capacity(input.len() + 1024);
     let mut stream = serde_json::Deserializer::from_str(input).into_iter::<StrictValue>();
     let mut start = 0;
@@ -127,7 +145,7 @@ fn inject_json(input: &str, config: &InjectConfig) -> Result<String, InjectError
         let mut doc = next.map_err(|error| InjectError::Json { index, error })?.0;
         let end = stream.byte_offset();
         let chunk = &input[start..end];
-        if mutate_value(&mut doc, index, config)? {
+        if mutate_value(&mut doc, index, config, warnings)? {
             let body = chunk.trim_start();
             out.push_str(&chunk[..chunk.len() - body.len()]);
             let pretty = serde_json::to_string_pretty(&doc).map_err(|e| InjectError::Render {
@@ -149,7 +167,12 @@ fn inject_json(input: &str, config: &InjectConfig) -> Result<String, InjectError
 
 /// Mutate a document in place: a StatefulSet, or the items of a list.
 /// Returns whether anything changed.
-fn mutate_value(doc: &mut Value, index: usize, config: &InjectConfig) -> Result<bool, InjectError> {
+fn mutate_value(
+    doc: &mut Value,
+    index: usize,
+    config: &InjectConfig,
+    warnings: &mut Vec<String>,
+) -> Result<bool, InjectError> {
     let items = match doc {
         Value::Array(items) => Some(items),
         Value::Object(map) if is_list(map) => map.get_mut("items").and_then(Value::as_array_mut),
@@ -159,11 +182,11 @@ fn mutate_value(doc: &mut Value, index: usize, config: &InjectConfig) -> Result<
         let mut changed = false;
         for (i, item) in items.iter_mut().enumerate() {
             let prefix = format!("item {}, ", i + 1);
-            changed |= mutate_statefulset(item, index, &prefix, config)?;
+            changed |= mutate_statefulset(item, index, &prefix, config, warnings)?;
         }
         return Ok(changed);
     }
-    mutate_statefulset(doc, index, "", config)
+    mutate_statefulset(doc, index, "", config, warnings)
 }
 
 fn is_list(map: &serde_json::Map<String, Value>) -> bool {
@@ -179,6 +202,7 @@ fn mutate_statefulset(
     index: usize,
     prefix: &str,
     config: &InjectConfig,
+    warnings: &mut Vec<String>,
 ) -> Result<bool, InjectError> {
     let field = |k: &str| object.get(k).and_then(Value::as_str);
     if field("apiVersion") != Some("apps/v1") || field("kind") != Some("StatefulSet") {
@@ -188,8 +212,11 @@ fn mutate_statefulset(
     let mutation = mutate(object, config).map_err(|denial| InjectError::Denied {
         index,
         what: what.clone(),
-        denial,
+        denial: Box::new(denial),
     })?;
+    for warning in &mutation.warnings {
+        warnings.push(format!("document {index} ({what}): {warning}"));
+    }
     if mutation.is_empty() {
         return Ok(false);
     }

@@ -292,3 +292,26 @@ fn a_repeated_key_is_refused_with_its_line() {
         "{stderr}"
     );
 }
+
+/// `s3-seed.io/*` keys on the pod template: the document is printed as the
+/// webhook admits it (unchanged), and stderr carries the same warning as the
+/// AdmissionReview's `warnings`, after the document it is about.
+#[test]
+fn template_annotations_print_the_webhooks_warning() {
+    let mut object = fixture("statefulset-basic");
+    object["metadata"]["annotations"] = json!({});
+    object["spec"]["template"]["metadata"]["annotations"] =
+        json!({"s3-seed.io/source": "s3://shop-assets/site/v3/"});
+    let out = inject(&[], &yaml(&object));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "Warning: document 1 (StatefulSet shop/web): spec.template.metadata.annotations: s3-seed.io/source is ignored on the pod template; s3-seed reads s3-seed.io/* annotations from the StatefulSet's metadata.annotations, move it there"
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), yaml(&object));
+}

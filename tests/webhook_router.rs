@@ -160,6 +160,41 @@ async fn admission_contract_table() {
     }
 }
 
+/// `s3-seed.io/*` keys on the pod template reach kubectl as warnings, on an
+/// object admitted unchanged and on one that is patched.
+#[tokio::test]
+async fn annotations_on_the_pod_template_come_back_as_warnings() {
+    let app = app();
+    let create = fixture("review-create");
+    for opted_in in [false, true] {
+        let mut review = create.clone();
+        let object = &mut review["request"]["object"];
+        if !opted_in {
+            object["metadata"]["annotations"] = json!({});
+        }
+        object["spec"]["template"]["metadata"]["annotations"] =
+            json!({"s3-seed.io/sub-path": "site", "other.example/x": "1"});
+        let (status, body) = post(&app, serde_json::to_vec(&review).expect("json")).await;
+        assert_eq!(status, StatusCode::OK);
+        let resp = admission_response(&body);
+        assert_eq!(resp["allowed"], true, "{resp}");
+        assert_eq!(resp["patch"].is_null(), !opted_in, "{resp}");
+        let warnings = resp["warnings"].as_array().expect("warnings");
+        assert_eq!(warnings.len(), 1, "{resp}");
+        let warning = warnings[0].as_str().expect("text");
+        assert!(
+            warning.contains("s3-seed.io/sub-path is ignored on the pod template")
+                && warning.contains("move it there"),
+            "{warning}"
+        );
+    }
+    let (_, body) = post(&app, serde_json::to_vec(&create).expect("json")).await;
+    assert!(
+        admission_response(&body)["warnings"].is_null(),
+        "no warning without cause"
+    );
+}
+
 #[tokio::test]
 async fn routes_methods_and_probes() {
     let app = app();

@@ -4,12 +4,12 @@
 //!    use) seeded with a large file and a few small pages;
 //! 2. the real webhook on a real TLS socket, with a freshly generated CA;
 //! 3. the AdmissionReview the API server would send for
-//!    `examples/web-statefulset.yaml`, over HTTPS; the injected container is
-//!    printed;
+//!    `examples/web-statefulset.yaml` with a second, named source (`notes`)
+//!    added, over HTTPS; the injected container is printed;
 //! 4. the injected container's exact command and env, taken from the patch
 //!    (secretKeyRefs resolved from the example's Secret, the volume mount
 //!    mapped to a local directory, as a container runtime would), run twice:
-//!    a cold sync, then a warm one that must download nothing.
+//!    a cold sync of both sources, then a warm one that must download nothing.
 //!
 //! Each step is timed; the demo exits 0 when every step worked and non-zero
 //! naming the step that did not. `DEMO_BIG_MIB` sets the size of the large
@@ -29,7 +29,7 @@ mod s3;
 mod tls;
 
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,15 @@ use s3::S3Server;
 use sha2::{Digest, Sha256};
 
 const PREFIX: &str = "web/";
+/// The second source: a few notes under their own prefix.
+const NOTES: &str = "notes/";
+
+fn notes() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("release.md", b"# release notes\n".to_vec()),
+        ("2025/changes.md", b"- seeded from two sources\n".to_vec()),
+    ]
+}
 
 /// Files placed in the bucket: (key under PREFIX, content). The big one is
 /// added separately. `drafts/**` and `*.tmp` are excluded by the example's
@@ -112,7 +121,8 @@ async fn run() -> Result<()> {
     let webhook = demo
         .step("start the webhook on a TLS socket", https::start_webhook())
         .await?;
-    let review = pod::admission_review(&s3.endpoint(), &format!("s3://{}/{PREFIX}", s3.bucket()))?;
+    let uri = |prefix: &str| format!("s3://{}/{prefix}", s3.bucket());
+    let review = pod::admission_review(&s3.endpoint(), &uri(PREFIX), &uri(NOTES))?;
     let object = review["request"]["object"].clone();
     let (response, webhook) = demo
         .step("send the AdmissionReview over HTTPS", async move {
@@ -127,7 +137,7 @@ async fn run() -> Result<()> {
             println!("{}", serde_yaml_ng::to_string(&container)?);
             Ok((
                 container,
-                "one init container, first, restricted".to_owned(),
+                "one init container for both sources, first, restricted".to_owned(),
             ))
         })
         .await?;
@@ -146,7 +156,7 @@ async fn run() -> Result<()> {
             let counts = s3.counts();
             let gets = counts.op("GetObject");
             let lists = counts.op("ListObjectsV2");
-            check_volume(&root, &run.target, &big_sha256)?;
+            check_volume(&root, &run.targets, &big_sha256)?;
             if warm {
                 ensure!(gets == 0, "the warm sync sent {gets} GetObject requests, expected 0");
                 ensure!(counts.op("HeadObject") == 0, "the warm sync sent HEAD requests");
@@ -182,17 +192,34 @@ async fn start_s3(big_mib: usize) -> Result<((S3Server, Vec<u8>), String)> {
     for (key, body) in small_files() {
         s3.put(&format!("{PREFIX}{key}"), &body).await;
     }
+    for (key, body) in notes() {
+        s3.put(&format!("{NOTES}{key}"), &body).await;
+    }
     let note = format!(
-        "{} with s3://{}/{PREFIX}: data/big.bin ({big_mib} MiB) and {} small files",
+        "{} with s3://{}/{PREFIX}: data/big.bin ({big_mib} MiB) and {} small files; {NOTES}: {} notes",
         s3.endpoint(),
         s3.bucket(),
-        small_files().len()
+        small_files().len(),
+        notes().len()
     );
     Ok(((s3, Sha256::digest(&big).to_vec()), note))
 }
 
-/// Every expected file is on disk with the right content; excluded ones are not.
-fn check_volume(volume: &Path, target: &Path, big_sha256: &[u8]) -> Result<()> {
+/// Every expected file is on disk with the right content, in the directory
+/// of its source; excluded ones are not.
+fn check_volume(volume: &Path, targets: &[PathBuf], big_sha256: &[u8]) -> Result<()> {
+    let [target, notes_dir] = targets else {
+        bail!("expected two sources, got {targets:?}");
+    };
+    for (key, body) in notes() {
+        let path = notes_dir.join(key);
+        let data = std::fs::read(&path).with_context(|| format!("read {}", path.display()))?;
+        ensure!(data == body, "{} differs from the object", path.display());
+    }
+    ensure!(
+        !target.join("release.md").exists() && !notes_dir.join("index.html").exists(),
+        "a source's files landed in the other's directory"
+    );
     let big = target.join("data/big.bin");
     let got =
         Sha256::digest(std::fs::read(&big).with_context(|| format!("read {}", big.display()))?);

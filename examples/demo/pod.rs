@@ -1,9 +1,10 @@
 //! The Kubernetes side of the demo, played without a cluster: the
 //! AdmissionReview the API server would send for the example StatefulSet,
 //! applying the webhook's patch, and running the injected container the way
-//! a container runtime would (its command and env from the patch, the volume
+//! a container runtime would (its command and env from the patch, each volume
 //! mount mapped to a local directory, secretKeyRefs resolved from the
-//! example's Secret).
+//! example's Secret). The example gets a second, named source (`notes`), so
+//! one container syncs two sources into two directories of the volume.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,8 +26,9 @@ fn example_docs() -> Result<Vec<Value>> {
         .collect()
 }
 
-/// The CREATE review for the example StatefulSet, pointed at the local S3.
-pub fn admission_review(endpoint: &str, source: &str) -> Result<Value> {
+/// The CREATE review for the example StatefulSet, pointed at the local S3,
+/// with a second source `notes` next to the example's own.
+pub fn admission_review(endpoint: &str, source: &str, notes: &str) -> Result<Value> {
     let mut sts = example_docs()?
         .into_iter()
         .find(|d| d["kind"] == "StatefulSet")
@@ -39,6 +41,10 @@ pub fn admission_review(endpoint: &str, source: &str) -> Result<Value> {
     annotations.insert("s3-seed.io/endpoint".into(), endpoint.into());
     annotations.insert("s3-seed.io/path-style".into(), "true".into());
     annotations.insert("s3-seed.io/region".into(), "us-east-1".into());
+    // A second source, in its own directory of the same volume.
+    annotations.insert("s3-seed.io/sub-path".into(), "site".into());
+    annotations.insert("s3-seed.io/source.notes".into(), notes.into());
+    annotations.insert("s3-seed.io/sub-path.notes".into(), "notes".into());
     sts["metadata"]["namespace"] = "demo".into();
     Ok(json!({
         "apiVersion": "admission.k8s.io/v1",
@@ -118,8 +124,9 @@ pub struct Run {
     program: PathBuf,
     args: Vec<String>,
     env: Vec<(String, String)>,
-    /// Where the volume mount (with its subPath) lands locally.
-    pub target: PathBuf,
+    /// Where each volume mount (with its subPath) lands locally, in the
+    /// container's order (the unnamed source first).
+    pub targets: Vec<PathBuf>,
 }
 
 impl Run {
@@ -138,29 +145,28 @@ impl Run {
         let mounts = container["volumeMounts"]
             .as_array()
             .context("no volumeMounts")?;
-        ensure!(
-            mounts.len() == 1,
-            "expected exactly one volume mount, got {}",
-            mounts.len()
-        );
-        let mount_path = mounts[0]["mountPath"].as_str().context("no mountPath")?;
-        let name = mounts[0]["name"].as_str().context("no volume name")?;
-        let mut target = volumes.join(name);
-        if let Some(sub) = mounts[0]["subPath"].as_str() {
-            target = target.join(sub);
+        let mut mapped = Vec::new();
+        for mount in mounts {
+            let mount_path = mount["mountPath"].as_str().context("no mountPath")?;
+            let name = mount["name"].as_str().context("no volume name")?;
+            let mut target = volumes.join(name);
+            if let Some(sub) = mount["subPath"].as_str() {
+                target = target.join(sub);
+            }
+            std::fs::create_dir_all(&target)?;
+            mapped.push((mount_path.to_owned(), target));
         }
-        std::fs::create_dir_all(&target)?;
-        let env = resolve_env(container, mount_path, &target)?;
+        let env = resolve_env(container, &mapped)?;
         command.extend(args);
         Ok(Run {
             program: binary.to_owned(),
             args: command.split_off(1),
             env,
-            target,
+            targets: mapped.into_iter().map(|(_, t)| t).collect(),
         })
     }
 
-    /// Run to completion and print its summary line.
+    /// Run to completion and print its summary lines (one per source).
     pub async fn execute(&self) -> Result<()> {
         let start = Instant::now();
         let output = tokio::process::Command::new(&self.program)
@@ -178,28 +184,28 @@ impl Run {
                 output.status
             );
         }
-        let summary = stdout
+        let summaries: Vec<&str> = stdout
             .lines()
-            .chain(stderr.lines())
-            .rfind(|l| l.contains("downloaded"))
-            .unwrap_or("(no summary line)")
-            .trim()
-            .to_owned();
+            .filter(|l| l.starts_with("sync done"))
+            .map(str::trim)
+            .collect();
+        ensure!(
+            summaries.len() == self.targets.len(),
+            "expected one summary line per source, got:\n{stdout}"
+        );
         println!(
-            "    $ s3-seed {} ({:.2} s)\n    {summary}",
+            "    $ s3-seed {} ({:.2} s)\n    {}",
             self.args.join(" "),
-            start.elapsed().as_secs_f64()
+            start.elapsed().as_secs_f64(),
+            summaries.join("\n    ")
         );
         Ok(())
     }
 }
 
-/// The container's env with secretKeyRefs resolved and the mount path mapped.
-fn resolve_env(
-    container: &Value,
-    mount_path: &str,
-    target: &Path,
-) -> Result<Vec<(String, String)>> {
+/// The container's env with secretKeyRefs resolved and every mount path
+/// (also inside `S3_SEED_SOURCES`) mapped to its local directory.
+fn resolve_env(container: &Value, mounts: &[(String, PathBuf)]) -> Result<Vec<(String, String)>> {
     let secret = secret_values()?;
     let mut env = Vec::new();
     println!("    env of the injected container:");
@@ -209,10 +215,9 @@ fn resolve_env(
             .context("env without a name")?
             .to_owned();
         let value = if let Some(v) = var["value"].as_str() {
-            v.strip_prefix(mount_path).map_or_else(
-                || v.to_owned(),
-                |rest| format!("{}{rest}", target.display()),
-            )
+            (mounts.iter()).fold(v.to_owned(), |v, (mount_path, target)| {
+                v.replace(mount_path.as_str(), &target.display().to_string())
+            })
         } else if let Some(key) = var["valueFrom"]["secretKeyRef"]["key"].as_str() {
             match secret.get(key) {
                 Some(v) => v.clone(),

@@ -150,7 +150,7 @@ mod tests {
             printed(crate::inject::InjectError::Denied {
                 index: 2,
                 what: "StatefulSet web".into(),
-                denial: MutateError::from(annotation),
+                denial: Box::new(MutateError::from(annotation)),
             }),
             printed(crate::certs::CertsError::Write {
                 path: "/out/ca.key".into(),

@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// Test targets: `/t` for the unnamed source, `/t/NAME` for named ones.
+fn target(name: Option<&SourceName>) -> String {
+    name.map_or_else(|| "/t".to_owned(), |n| format!("/t/{n}"))
+}
+
 fn ann(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -45,13 +50,19 @@ fn full_spec_parses() {
     ]))
     .unwrap()
     .unwrap();
-    assert_eq!(spec.source.to_string(), "s3://models/v3/");
-    assert_eq!(spec.volume.as_deref(), Some("data"));
-    assert_eq!(spec.sub_path.as_ref().map(SubPath::as_str), Some("seed"));
-    assert_eq!(spec.credentials_secret.as_deref(), Some("s3-creds"));
-    assert_eq!(spec.path_style, Some(true));
-    assert!(!spec.prune);
-    assert_eq!(spec.include.patterns(), ["*.bin", "pages/**"]);
+    let source = spec.unnamed().unwrap();
+    assert_eq!(spec.sources.len(), 1);
+    assert_eq!(source.source.to_string(), "s3://models/v3/");
+    assert_eq!(source.volume.as_deref(), Some("data"));
+    assert_eq!(source.sub_path.as_ref().map(SubPath::as_str), Some("seed"));
+    assert_eq!(
+        spec.connection.credentials_secret.as_deref(),
+        Some("s3-creds")
+    );
+    assert_eq!(spec.connection.path_style, Some(true));
+    assert!(!source.prune);
+    assert_eq!(source.include.patterns(), ["*.bin", "pages/**"]);
+    assert_eq!(source.connection, Connection::default());
 }
 
 #[test]
@@ -88,6 +99,17 @@ fn unknown_keys_suggest_the_closest() {
         ("s3-seed.io/credential-secret", Some(CREDENTIALS_SECRET)),
         ("s3-seed.io/image", None),
         ("s3-seed.io/zzzzzzzzzzzzzzzzzz", None),
+        // with a suffix, the suggestion keeps it
+        ("s3-seed.io/sorce.model", Some("s3-seed.io/source.model")),
+        (
+            "s3-seed.io/sub-pth.data-1",
+            Some("s3-seed.io/sub-path.data-1"),
+        ),
+        ("s3-seed.io/regoin.model", Some("s3-seed.io/region.model")),
+        // StatefulSet-wide keys take no suffix
+        ("s3-seed.io/enabled.model", Some(ENABLED)),
+        ("s3-seed.io/status.model", None),
+        ("s3-seed.io/image.model", None),
     ];
     for (key, suggestion) in cases {
         let a = ann(&[(SOURCE, "s3://bucket"), (key, "x")]);
@@ -96,7 +118,7 @@ fn unknown_keys_suggest_the_closest() {
             err,
             AnnotationError::Unknown {
                 key: key.to_owned(),
-                suggestion
+                suggestion: suggestion.map(str::to_owned)
             }
         );
         assert!(err.to_string().contains(key));
@@ -114,7 +136,13 @@ fn env_is_minimal_and_ordered() {
     let spec = SeedSpec::from_annotations(&ann(&[(SOURCE, "s3://b-1/x/")]))
         .unwrap()
         .unwrap();
-    assert_eq!(spec.env(), vec![(env::SOURCE, "s3://b-1/x/".to_owned())]);
+    assert_eq!(
+        spec.env(target),
+        vec![
+            (env::SOURCE, "s3://b-1/x/".to_owned()),
+            (env::TARGET, "/t".to_owned())
+        ]
+    );
 
     let spec = SeedSpec::from_annotations(&ann(&[
         (SOURCE, "s3://b-1/x/"),
@@ -125,15 +153,361 @@ fn env_is_minimal_and_ordered() {
     ]))
     .unwrap()
     .unwrap();
-    let names: Vec<_> = spec.env().into_iter().map(|(k, _)| k).collect();
+    let names: Vec<_> = spec.env(target).into_iter().map(|(k, _)| k).collect();
     assert_eq!(
         names,
         [
             env::SOURCE,
+            env::TARGET,
             env::EXCLUDE,
             env::NO_PRUNE,
             env::PATH_STYLE,
             env::REGION
         ]
     );
+}
+
+#[test]
+fn source_names() {
+    let ok = ["a", "model", "data-set-2", "x1", &"a".repeat(32)];
+    for name in ok {
+        assert!(name.parse::<SourceName>().is_ok(), "{name}");
+    }
+    let bad = [
+        "",
+        "Model",
+        "1model",
+        "-a",
+        "a-",
+        "a_b",
+        "a.b",
+        "é",
+        &"a".repeat(33),
+    ];
+    for name in bad {
+        assert!(name.parse::<SourceName>().is_err(), "{name:?} should fail");
+    }
+}
+
+#[test]
+fn named_sources_parse_with_shared_and_overridden_connection() {
+    let spec = SeedSpec::from_annotations(&ann(&[
+        (SOURCE, "s3://base/"),
+        ("s3-seed.io/source.model", "s3://models/llama/"),
+        ("s3-seed.io/volume.model", "weights"),
+        ("s3-seed.io/sub-path.model", "llama"),
+        ("s3-seed.io/include.model", "*.safetensors"),
+        ("s3-seed.io/source.dataset", "s3://datasets/wiki/"),
+        ("s3-seed.io/prune.dataset", "false"),
+        ("s3-seed.io/exclude.dataset", "tmp/**"),
+        ("s3-seed.io/credentials-secret.dataset", "datasets-s3"),
+        ("s3-seed.io/endpoint.dataset", "http://minio:9000"),
+        ("s3-seed.io/path-style.dataset", "true"),
+        ("s3-seed.io/region.dataset", "us-east-1"),
+        (CREDENTIALS_SECRET, "models-s3"),
+        (REGION, "eu-west-1"),
+    ]))
+    .unwrap()
+    .unwrap();
+    let names: Vec<_> = spec
+        .sources
+        .keys()
+        .map(|n| n.as_ref().map(SourceName::as_str))
+        .collect();
+    assert_eq!(names, [None, Some("dataset"), Some("model")]);
+    let model = &spec.sources[&Some("model".parse().unwrap())];
+    assert_eq!(model.source.to_string(), "s3://models/llama/");
+    assert_eq!(model.volume.as_deref(), Some("weights"));
+    assert_eq!(model.sub_path.as_ref().map(SubPath::as_str), Some("llama"));
+    assert_eq!(model.include.patterns(), ["*.safetensors"]);
+    assert!(model.prune);
+    assert_eq!(model.connection, Connection::default());
+    let data = &spec.sources[&Some("dataset".parse().unwrap())];
+    assert!(!data.prune);
+    assert_eq!(data.exclude.patterns(), ["tmp/**"]);
+    assert_eq!(
+        data.connection.or(&spec.connection),
+        Connection {
+            credentials_secret: Some("datasets-s3".to_owned()),
+            region: Some("us-east-1".to_owned()),
+            endpoint: Some("http://minio:9000".parse().unwrap()),
+            path_style: Some(true),
+        }
+    );
+    assert_eq!(model.connection.or(&spec.connection), spec.connection);
+    assert_eq!(
+        spec.key_prefixes(),
+        [("datasets-s3", "S3_SEED_KEYS_1".to_owned())].into()
+    );
+}
+
+#[test]
+fn named_sources_alone_opt_in_and_the_unnamed_one_is_optional() {
+    let spec = SeedSpec::from_annotations(&ann(&[
+        ("s3-seed.io/source.model", "s3://models/"),
+        (ENDPOINT, "http://minio:9000"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert!(spec.unnamed().is_none());
+    assert_eq!(spec.sources.len(), 1);
+    let env: BTreeMap<_, _> = spec.env(target).into_iter().collect();
+    assert_eq!(
+        env.keys().copied().collect::<Vec<_>>(),
+        [env::ENDPOINT, env::SOURCES]
+    );
+    assert_eq!(
+        parse_entries(&env[env::SOURCES]).unwrap(),
+        [SourceEntry {
+            name: "model".parse().unwrap(),
+            source: "s3://models/".parse().unwrap(),
+            target: "/t/model".into(),
+            include: GlobList::default(),
+            exclude: GlobList::default(),
+            prune: true,
+            endpoint: None,
+            region: None,
+            path_style: None,
+            credentials: None,
+        }]
+    );
+    // enabled: false still wins
+    let off = ann(&[
+        ("s3-seed.io/source.model", "s3://models/"),
+        (ENABLED, "false"),
+    ]);
+    assert_eq!(SeedSpec::from_annotations(&off), Ok(None));
+}
+
+type Pairs = Vec<(String, String)>;
+
+#[test]
+fn refusals_name_the_keys_and_a_fix() {
+    let sixteen: Vec<(String, String)> = (0..16)
+        .map(|i| (format!("s3-seed.io/source.s{i}"), "s3://bucket/".to_owned()))
+        .collect();
+    let mut seventeen = sixteen.clone();
+    seventeen.push((SOURCE.to_owned(), "s3://bucket/".to_owned()));
+    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    };
+    let cases: Vec<(Pairs, &[&str])> = vec![
+        (
+            owned(&[(SOURCE, "s3://b-1/"), ("s3-seed.io/volume.model", "data")]),
+            &[
+                "annotation s3-seed.io/volume.model: there is no s3-seed.io/source.model",
+                "add s3-seed.io/source.model, or correct the name",
+            ],
+        ),
+        (
+            // without any source at all, the orphan is still refused
+            owned(&[("s3-seed.io/credentials-secret.model", "keys")]),
+            &["there is no s3-seed.io/source.model"],
+        ),
+        (
+            owned(&[("s3-seed.io/source.model", "s3://b-1/"), (VOLUME, "data")]),
+            &[
+                "annotation s3-seed.io/volume: there is no s3-seed.io/source",
+                "or write the key with a .NAME suffix",
+            ],
+        ),
+        (
+            owned(&[("s3-seed.io/source.Model", "s3://b-1/")]),
+            &[
+                "annotation s3-seed.io/source.Model: \"Model\" is not a valid source name",
+                "lowercase letters, digits and '-'",
+            ],
+        ),
+        (
+            owned(&[("s3-seed.io/source.a-", "s3://b-1/")]),
+            &["\"a-\" is not a valid source name"],
+        ),
+        (
+            owned(&[
+                ("s3-seed.io/source.model", "s3://b-1/"),
+                ("s3-seed.io/sub-path.model", "/abs"),
+            ]),
+            &["annotation s3-seed.io/sub-path.model: \"/abs\" is not a valid path"],
+        ),
+        (
+            owned(&[
+                ("s3-seed.io/source.model", "s3://b-1/"),
+                ("s3-seed.io/endpoint.model", "x:9"),
+            ]),
+            &["annotation s3-seed.io/endpoint.model: \"x:9\" is not a valid endpoint"],
+        ),
+        (
+            seventeen,
+            &["17 sources", "at most 16 are allowed per StatefulSet"],
+        ),
+    ];
+    for (pairs, needles) in cases {
+        let a: BTreeMap<String, String> = pairs.iter().cloned().collect();
+        let msg = SeedSpec::from_annotations(&a).unwrap_err().to_string();
+        for needle in needles {
+            assert!(msg.contains(needle), "{pairs:?}: {msg:?} lacks {needle:?}");
+        }
+    }
+    let a: BTreeMap<String, String> = sixteen.into_iter().collect();
+    assert_eq!(
+        SeedSpec::from_annotations(&a)
+            .unwrap()
+            .unwrap()
+            .sources
+            .len(),
+        16
+    );
+}
+
+/// A source in an overlap case: name, volume, sub-path.
+type At = (Option<&'static str>, &'static str, Option<&'static str>);
+
+#[test]
+fn overlapping_targets_are_refused() {
+    let inside = "one source's directory is inside the other's";
+    let cases: [([At; 2], Option<&str>); 7] = [
+        (
+            [(None, "data", Some("x")), (Some("a"), "data", Some("y"))],
+            None,
+        ),
+        ([(None, "data", None), (Some("a"), "other", None)], None),
+        (
+            [
+                (Some("a"), "data", Some("x/y")),
+                (Some("b"), "data", Some("y")),
+            ],
+            None,
+        ),
+        (
+            [
+                (Some("a"), "data", Some("xy")),
+                (Some("b"), "data", Some("x")),
+            ],
+            None,
+        ),
+        (
+            [(None, "data", None), (Some("a"), "data", Some("x"))],
+            Some(
+                "s3-seed.io/volume \"data\" without s3-seed.io/sub-path and s3-seed.io/sub-path.a \"x\" on volume \"data\": one source's",
+            ),
+        ),
+        (
+            [
+                (Some("a"), "data", Some("x/y")),
+                (Some("b"), "data", Some("x")),
+            ],
+            Some(inside),
+        ),
+        (
+            [
+                (Some("a"), "data", Some("x")),
+                (Some("b"), "data", Some("x/")),
+            ],
+            Some("two sources write to the same directory; give each source its own directory"),
+        ),
+    ];
+    for (sources, want) in cases {
+        let owned: Vec<(Option<SourceName>, &str, Option<SubPath>)> = sources
+            .iter()
+            .map(|(n, v, s)| {
+                (
+                    n.map(|n| n.parse().unwrap()),
+                    *v,
+                    s.map(|s| s.parse().unwrap()),
+                )
+            })
+            .collect();
+        let placements: Vec<Placement<'_>> = owned
+            .iter()
+            .map(|(name, volume, sub_path)| Placement {
+                name: name.as_ref(),
+                volume,
+                sub_path: sub_path.as_ref(),
+            })
+            .collect();
+        let got = check_overlaps(&placements).err().map(|e| e.to_string());
+        match (got, want) {
+            (None, None) => {}
+            (Some(msg), Some(want)) => assert!(msg.contains(want), "{msg:?} lacks {want:?}"),
+            (got, want) => panic!("{sources:?}: got {got:?}, want {want:?}"),
+        }
+    }
+}
+
+#[test]
+fn env_of_several_sources_keeps_secrets_out_and_numbers_other_secrets() {
+    let spec = SeedSpec::from_annotations(&ann(&[
+        ("s3-seed.io/source.b", "s3://bb-1/"),
+        ("s3-seed.io/credentials-secret.b", "keys-b"),
+        ("s3-seed.io/source.a", "s3://aa-1/"),
+        ("s3-seed.io/credentials-secret.a", "keys-a"),
+        ("s3-seed.io/source.c", "s3://cc-1/"),
+        ("s3-seed.io/credentials-secret.c", "shared"),
+        (CREDENTIALS_SECRET, "shared"),
+    ]))
+    .unwrap()
+    .unwrap();
+    assert_eq!(
+        spec.key_prefixes(),
+        [
+            ("keys-a", "S3_SEED_KEYS_1".to_owned()),
+            ("keys-b", "S3_SEED_KEYS_2".to_owned())
+        ]
+        .into()
+    );
+    let env: BTreeMap<_, _> = spec.env(target).into_iter().collect();
+    let entries = parse_entries(&env[env::SOURCES]).unwrap();
+    let creds: Vec<_> = entries
+        .iter()
+        .map(|e| (e.name.as_str(), e.credentials.as_deref()))
+        .collect();
+    assert_eq!(
+        creds,
+        [
+            ("a", Some("S3_SEED_KEYS_1")),
+            ("b", Some("S3_SEED_KEYS_2")),
+            ("c", None)
+        ]
+    );
+    for value in env.values() {
+        assert!(
+            !value.contains("keys-a") && !value.contains("shared"),
+            "{value}"
+        );
+    }
+}
+
+#[test]
+fn source_entries_refuse_unknown_fields_and_bad_values() {
+    let cases = [
+        (
+            r#"[{"name":"a","source":"s3://bkt/","target":"/t","bogus":1}]"#,
+            "unknown field `bogus`",
+        ),
+        (
+            r#"[{"name":"A","source":"s3://bkt/","target":"/t"}]"#,
+            "not a valid source name",
+        ),
+        (
+            r#"[{"name":"a","source":"bkt","target":"/t"}]"#,
+            "must start with s3://",
+        ),
+        (
+            r#"[{"name":"a","source":"s3://bkt/","target":"/t","region":"EU"}]"#,
+            "not a valid region",
+        ),
+        (
+            r#"[{"name":"a","source":"s3://bkt/"}]"#,
+            "missing field `target`",
+        ),
+        (r#"{"name":"a"}"#, "not a JSON array of sources"),
+    ];
+    for (text, needle) in cases {
+        let err = parse_entries(text).unwrap_err();
+        assert!(err.contains(needle), "{text}: {err:?} lacks {needle:?}");
+    }
+    assert_eq!(parse_entries(" "), Ok(Vec::new()));
 }

@@ -2,13 +2,17 @@
 //! [`super::run`] and [`super::build_client`]. No clap here; the defaults are
 //! the `DEFAULT_*` constants below, which [`SyncConfig::new`] and the flags of
 //! `s3-seed sync` both use, so tests and the CLI agree on them.
+//!
+//! A [`SyncConfig`] is one source's whole configuration. A run of several
+//! sources ([`super::sources`]) takes one per source; their run-wide fields
+//! (`concurrency`, `part_size`) size the one budget the sources share.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::source::SourceSpec;
 use crate::contract::{Endpoint, GlobList, S3Uri};
-use crate::s3::ClientConfig;
+use crate::s3::{ClientConfig, StaticCredentials};
 
 /// Objects up to this size are "tiny": one GET into one small buffer.
 pub const TINY_OBJECT: u64 = 64 * 1024;
@@ -44,6 +48,8 @@ pub struct SyncConfig {
     pub endpoint: Option<Endpoint>,
     pub path_style: bool,
     pub region: Option<String>,
+    /// Explicit keys for this source; `None` uses the AWS default chain.
+    pub credentials: Option<StaticCredentials>,
     /// A PEM bundle of CAs trusted besides the system roots (`AWS_CA_BUNDLE`).
     pub ca_bundle: Option<PathBuf>,
     /// Parallel GETs (objects and ranges together); also the number of buffers.
@@ -78,6 +84,7 @@ impl SyncConfig {
             endpoint: None,
             path_style: false,
             region: None,
+            credentials: None,
             ca_bundle: None,
             concurrency: usize::from(DEFAULT_CONCURRENCY),
             part_size: DEFAULT_PART_SIZE,
@@ -100,7 +107,7 @@ impl SyncConfig {
         }
     }
 
-    /// The S3 client settings of this sync (credentials from the default chain).
+    /// The S3 client settings of this sync.
     pub fn client_config(&self) -> ClientConfig {
         ClientConfig {
             endpoint: self.endpoint.clone(),
@@ -108,7 +115,7 @@ impl SyncConfig {
             path_style: self.path_style,
             read_timeout: self.stall_timeout,
             ca_bundle: self.ca_bundle.clone(),
-            credentials: None,
+            credentials: self.credentials.clone(),
         }
     }
 

@@ -16,7 +16,9 @@
 //!
 //! Tests and the demo call [`run`] with a client pointed at a local server;
 //! the binary's flags, summary line and exit codes live in `crate::cli`, which
-//! calls [`build_client`] and [`run`] like any other caller.
+//! calls [`sources::run_all`] like any other caller. A run of several sources
+//! ([`sources`]) runs this same line once per source, concurrently, on one
+//! shared [`Budget`].
 
 pub mod config;
 mod download;
@@ -28,6 +30,7 @@ pub mod parts;
 pub mod plan;
 mod progress;
 pub mod source;
+pub mod sources;
 pub mod state;
 pub mod summary;
 pub mod target;
@@ -51,8 +54,39 @@ use progress::Progress;
 use state::State;
 use target::Target;
 
+/// The buffers every GET of a run takes one of: they bound both the requests
+/// in flight and the memory, whatever the number of sources.
+#[derive(Debug, Clone)]
+pub struct Budget {
+    pool: Arc<BufferPool>,
+    tiny_pool: Arc<BufferPool>,
+}
+
+impl Budget {
+    /// The budget of one source's configuration (`concurrency` buffers of
+    /// [`SyncConfig::buffer_size`], and the tiny-object buffers).
+    pub fn new(cfg: &SyncConfig) -> Self {
+        Self {
+            pool: Arc::new(BufferPool::new(cfg.concurrency, cfg.buffer_size())),
+            tiny_pool: Arc::new(BufferPool::new(
+                cfg.tiny_concurrency(),
+                config::TINY_OBJECT as usize,
+            )),
+        }
+    }
+}
+
 /// Bring `cfg.target` up to date with `cfg.source` using `client`.
 pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summary, SyncError> {
+    run_in(cfg, client, &Budget::new(cfg)).await
+}
+
+/// [`run`], taking buffers from `budget` (shared with other sources).
+pub async fn run_in(
+    cfg: &SyncConfig,
+    client: &aws_sdk_s3::Client,
+    budget: &Budget,
+) -> Result<Summary, SyncError> {
     let started = Instant::now();
     let mut target = Target::open(&cfg.target)?;
     target.hold(lock::acquire(&target, cfg.lock_timeout).await?);
@@ -77,8 +111,8 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
         uri: source.clone(),
         target: Arc::clone(&target),
         retry,
-        pool: BufferPool::new(cfg.concurrency, cfg.buffer_size()),
-        tiny_pool: BufferPool::new(cfg.tiny_concurrency(), config::TINY_OBJECT as usize),
+        pool: Arc::clone(&budget.pool),
+        tiny_pool: Arc::clone(&budget.tiny_pool),
         progress: Arc::clone(&progress),
         part_size: cfg.part_size,
         stall: cfg.stall_timeout,
@@ -114,6 +148,7 @@ pub async fn run(cfg: &SyncConfig, client: &aws_sdk_s3::Client) -> Result<Summar
         bytes,
         seconds,
         mb_per_s: bytes as f64 / 1e6 / seconds.max(1e-6),
+        source: None,
     })
 }
 

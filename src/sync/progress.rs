@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 /// Counters updated by workers.
 #[derive(Debug)]
@@ -60,16 +61,20 @@ impl Progress {
         );
     }
 
-    /// Log every `every` until the returned handle is aborted.
+    /// Log every `every` until the returned handle is aborted, in the
+    /// caller's span (which names the source when a run has several).
     pub fn spawn_reporter(self: &Arc<Self>, every: Duration) -> JoinHandle<()> {
         let me = Arc::clone(self);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await; // the first tick is immediate
-            loop {
-                tick.tick().await;
-                me.log();
+        tokio::spawn(
+            async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await; // the first tick is immediate
+                loop {
+                    tick.tick().await;
+                    me.log();
+                }
             }
-        })
+            .in_current_span(),
+        )
     }
 }

@@ -20,13 +20,17 @@ pub struct Summary {
     pub seconds: f64,
     /// Megabytes (10^6 bytes) per second over the whole run.
     pub mb_per_s: f64,
+    /// The source's name in a run of several; `None` for the unnamed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl Summary {
     /// One human-readable line.
     pub fn text(&self) -> String {
+        let source = (self.source.as_ref()).map_or_else(String::new, |s| format!(" source {s}:"));
         format!(
-            "sync done: listed {}, skipped {}, downloaded {} ({} verified, {} unverified), \
+            "sync done:{source} listed {}, skipped {}, downloaded {} ({} verified, {} unverified), \
              pruned {}, {} bytes in {:.2} s ({:.1} MB/s)",
             self.listed,
             self.skipped,
@@ -71,5 +75,19 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&s.json()).unwrap();
         assert_eq!(v["downloaded"], 2);
         assert_eq!(v["mb_per_s"], 1.0);
+        assert!(v.get("source").is_none(), "{v}");
+        let named = Summary {
+            source: Some("model".to_owned()),
+            ..s
+        };
+        assert!(
+            named
+                .text()
+                .starts_with("sync done: source model: listed 3,"),
+            "{}",
+            named.text()
+        );
+        let v: serde_json::Value = serde_json::from_str(&named.json()).unwrap();
+        assert_eq!(v["source"], "model");
     }
 }

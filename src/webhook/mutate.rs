@@ -35,13 +35,17 @@ mod view;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
-use crate::contract::{AnnotationError, CONFIG_HASH, STATUS, SeedSpec};
+use crate::contract::{
+    AnnotationError, CONFIG_HASH, Key, Placement, STATUS, SeedSpec, VOLUME, check_overlaps,
+};
 use crate::excerpt::Excerpt;
 
 use super::InjectConfig;
-pub use container::{CONTAINER_NAME, MOUNT_PATH, build_container, config_hash};
+pub use container::{
+    CONTAINER_NAME, MOUNT_PATH, SOURCES_PATH, Volumes, build_container, config_hash, mount_path,
+};
 pub use view::Names;
-use view::{Resolved, StatefulSetView};
+use view::StatefulSetView;
 
 /// Value of [`STATUS`] on a StatefulSet the webhook injected into.
 pub const STATUS_INJECTED: &str = "injected";
@@ -65,6 +69,8 @@ pub struct Mutation {
     pub action: Action,
     pub patch: json_patch::Patch,
     pub desired: Value,
+    /// For the user, admitted or not (AdmissionResponse `warnings`).
+    pub warnings: Vec<String>,
 }
 
 impl Mutation {
@@ -84,33 +90,46 @@ pub enum MutateError {
     #[error("object is not a valid StatefulSet: {0}")]
     Shape(String),
     #[error(
-        "annotation s3-seed.io/volume: volume {} does not exist (volumeClaimTemplates: {claims}; pod volumes: {volumes})",
+        "annotation {key}: volume {} does not exist (volumeClaimTemplates: {claims}; pod volumes: {volumes})",
         Excerpt::new(name)
     )]
     VolumeNotFound {
+        key: String,
         name: String,
         claims: Names,
         volumes: Names,
     },
     #[error(
-        "annotation s3-seed.io/volume is required unless the StatefulSet has exactly one volumeClaimTemplate (volumeClaimTemplates: {claims}; pod volumes: {volumes})"
+        "annotation {key} is required unless the StatefulSet has exactly one volumeClaimTemplate (volumeClaimTemplates: {claims}; pod volumes: {volumes})"
     )]
-    VolumeRequired { claims: Names, volumes: Names },
+    VolumeRequired {
+        key: String,
+        claims: Names,
+        volumes: Names,
+    },
     #[error(
-        "annotation s3-seed.io/volume: volume {} is a hostPath volume; annotations never choose host paths",
-        Excerpt::new(.0)
+        "annotation {key}: volume {} is a hostPath volume; annotations never choose host paths",
+        Excerpt::new(name)
     )]
-    HostPath(String),
+    HostPath { key: String, name: String },
     #[error(
-        "annotation s3-seed.io/volume: volume {} is a read-only {} volume; name a volumeClaimTemplate or a writable pod volume",
+        "annotation {key}: volume {} is a read-only {} volume; name a volumeClaimTemplate or a writable pod volume",
         Excerpt::new(name),
         Excerpt::bare(kind)
     )]
-    ReadOnlyVolume { name: String, kind: String },
+    ReadOnlyVolume {
+        key: String,
+        name: String,
+        kind: String,
+    },
     #[error(
         "spec.template.spec.containers: the name \"s3-seed\" is reserved for the injected init container; rename that container"
     )]
     ReservedName,
+    #[error(
+        "spec.template.spec.initContainers: the name \"s3-seed\" is reserved for the injected init container, and this StatefulSet has no s3-seed.io/status: injected annotation, so that init container is not s3-seed's; rename it"
+    )]
+    ReservedInitName,
 }
 
 /// What [`plan`] decided, and the patch that does it.
@@ -118,6 +137,8 @@ pub enum MutateError {
 pub struct Plan {
     pub action: Action,
     pub patch: json_patch::Patch,
+    /// For the user, admitted or not (AdmissionResponse `warnings`).
+    pub warnings: Vec<String>,
 }
 
 /// Decide what to do with one StatefulSet and compute the patch.
@@ -134,6 +155,7 @@ pub fn mutate(object: &Value, cfg: &InjectConfig) -> Result<Mutation, MutateErro
         action,
         patch,
         desired,
+        warnings: view.template_warnings(),
     })
 }
 
@@ -144,7 +166,11 @@ pub fn plan(object: &str, cfg: &InjectConfig) -> Result<Plan, MutateError> {
     let scope = scope::of_json(object).map_err(|e| MutateError::Shape(e.to_string()))?;
     let (action, desired) = desire(&view, &scope, cfg)?;
     let patch = patch::between(&scope, &desired);
-    Ok(Plan { action, patch })
+    Ok(Plan {
+        action,
+        patch,
+        warnings: view.template_warnings(),
+    })
 }
 
 /// The decision, applied to `base`: the whole object, or its scope.
@@ -155,13 +181,35 @@ fn desire(
 ) -> Result<(Action, Value), MutateError> {
     Ok(match SeedSpec::from_annotations(&view.annotations)? {
         Some(spec) => {
-            let target = view.resolve_volume(spec.volume.as_deref())?;
+            let volumes = resolve_volumes(view, &spec)?;
             view.check_container_names()?;
-            inject(base, &spec, &target, cfg)
+            inject(base, &spec, &volumes, cfg)
         }
         None if view.carries_injection() => (Action::Removed, remove(base)),
         None => (Action::Untouched, base.clone()),
     })
+}
+
+/// The volume of every source, refusing two sources whose directories are
+/// the same or nested on one volume.
+fn resolve_volumes(view: &StatefulSetView, spec: &SeedSpec) -> Result<Volumes, MutateError> {
+    let mut volumes = Volumes::new();
+    for (name, source) in &spec.sources {
+        let key = Key::new(VOLUME, name.as_ref());
+        let resolved = view.resolve_volume(source.volume.as_deref(), &key)?;
+        volumes.insert(name.clone(), resolved.name);
+    }
+    let placements: Vec<Placement<'_>> = (spec.sources.iter())
+        .filter_map(|(name, source)| {
+            Some(Placement {
+                name: name.as_ref(),
+                volume: volumes.get(name)?,
+                sub_path: source.sub_path.as_ref(),
+            })
+        })
+        .collect();
+    check_overlaps(&placements)?;
+    Ok(volumes)
 }
 
 /// The desired object with the init container first, replacing any earlier
@@ -169,10 +217,10 @@ fn desire(
 fn inject(
     object: &Value,
     spec: &SeedSpec,
-    target: &Resolved,
+    volumes: &Volumes,
     cfg: &InjectConfig,
 ) -> (Action, Value) {
-    let container = build_container(spec, &target.name, cfg);
+    let container = build_container(spec, volumes, cfg);
     let hash = config_hash(&container);
     let mut desired = object.clone();
     map_at(&mut desired, &["metadata", "annotations"])

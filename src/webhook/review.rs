@@ -240,8 +240,8 @@ fn decide(req: &Request<'_>, cfg: &InjectConfig) -> (AdmissionResponse, Decision
         return (deny(allowed, message), Decision::Denied);
     };
     match plan(object.get(), cfg) {
-        Ok(p) if p.patch.0.is_empty() => (allowed, Decision::Allowed),
-        Ok(p) => match allowed.with_patch(p.patch) {
+        Ok(p) if p.patch.0.is_empty() => (warn(allowed, p.warnings), Decision::Allowed),
+        Ok(p) => match warn(allowed, p.warnings).with_patch(p.patch) {
             Ok(patched) => (patched, Decision::Patched),
             Err(e) => {
                 let message = format!("cannot encode the patch: {e}");
@@ -250,6 +250,14 @@ fn decide(req: &Request<'_>, cfg: &InjectConfig) -> (AdmissionResponse, Decision
         },
         Err(e) => (deny(allowed, e.to_string()), Decision::Denied),
     }
+}
+
+/// `response` with `warnings` for kubectl to print, if there are any.
+fn warn(mut response: AdmissionResponse, warnings: Vec<String>) -> AdmissionResponse {
+    if !warnings.is_empty() {
+        response.warnings = Some(warnings);
+    }
+    response
 }
 
 /// An allowing response for `uid` (kube-core builds one only from a typed

@@ -168,3 +168,42 @@ fn with_the_webhook_down_annotated_statefulsets_are_refused_and_plain_ones_creat
         .expect_ok("the same, webhook back");
     assert_injected_once_first(&ns.get("statefulset", "seeded"));
 }
+
+/// A named source alone opts in, and `s3-seed.io/*` keys written on the pod
+/// template instead of the StatefulSet reach the webhook, which admits the
+/// object unchanged and warns: kubectl prints the warning.
+#[test]
+#[ignore = "needs the control plane (tests/cluster/up.sh) and root"]
+fn named_sources_opt_in_and_template_annotations_are_warned_about() {
+    let _alone = exclusive();
+    let install = installed();
+    let ns = Namespace::create("named", &[]);
+    ns.apply(
+        &statefulset(
+            "named",
+            json!({"s3-seed.io/source.site": "s3://bucket/site/"}),
+        )
+        .to_string(),
+    )
+    .expect_ok("create with a named source only");
+    assert_injected_once_first(&ns.get("statefulset", "named"));
+
+    let before = install.admissions();
+    let mut misplaced = statefulset("misplaced", json!({}));
+    misplaced["spec"]["template"]["metadata"]["annotations"] =
+        json!({"s3-seed.io/source": "s3://bucket/data/"});
+    let run = ns.apply(&misplaced.to_string());
+    assert!(run.ok, "admitted: {}", run.stderr);
+    assert!(
+        run.stderr.contains(
+            "Warning: spec.template.metadata.annotations: s3-seed.io/source is ignored on the pod template"
+        ),
+        "kubectl prints the webhook's warning: {}",
+        run.stderr
+    );
+    assert!(
+        install.admissions() > before,
+        "the object reached the webhook"
+    );
+    assert_not_injected(&ns.get("statefulset", "misplaced"));
+}

@@ -79,7 +79,107 @@ const ROWS: &[Row] = &[
         edit: |sts| sts["spec"]["template"]["spec"]["containers"][0]["name"] = "s3-seed".into(),
         message: r#"spec.template.spec.containers: the name "s3-seed" is reserved for the injected init container; rename that container"#,
     },
+    Row {
+        name: "named-volume-missing",
+        annotations: &[
+            SOURCE,
+            ("s3-seed.io/volume", "weights"),
+            ("s3-seed.io/source.dataset", "s3://datasets/wiki/"),
+            ("s3-seed.io/volume.dataset", "scrach"),
+        ],
+        edit: none,
+        message: r#"annotation s3-seed.io/volume.dataset: volume "scrach" does not exist (volumeClaimTemplates: weights, scratch; pod volumes: logs, config, host-cache)"#,
+    },
+    Row {
+        name: "named-without-source",
+        annotations: &[
+            SOURCE,
+            ("s3-seed.io/volume", "weights"),
+            ("s3-seed.io/sub-path.dataset", "wiki"),
+        ],
+        edit: none,
+        message: "annotation s3-seed.io/sub-path.dataset: there is no s3-seed.io/source.dataset; add s3-seed.io/source.dataset, or correct the name after the '.'",
+    },
+    Row {
+        name: "unnamed-keys-without-source",
+        annotations: &[
+            ("s3-seed.io/source.model", "s3://models/llama/"),
+            ("s3-seed.io/volume.model", "weights"),
+            ("s3-seed.io/volume", "scratch"),
+        ],
+        edit: none,
+        message: "annotation s3-seed.io/volume: there is no s3-seed.io/source; add s3-seed.io/source, or write the key with a .NAME suffix for a named source",
+    },
+    Row {
+        name: "source-name",
+        annotations: &[
+            SOURCE,
+            ("s3-seed.io/volume", "weights"),
+            ("s3-seed.io/source.Dataset", "s3://datasets/wiki/"),
+        ],
+        edit: none,
+        message: r#"annotation s3-seed.io/source.Dataset: "Dataset" is not a valid source name: use 1-32 lowercase letters, digits and '-', starting with a letter and not ending with '-'"#,
+    },
+    Row {
+        name: "sources-overlap",
+        annotations: &[
+            SOURCE,
+            ("s3-seed.io/volume", "weights"),
+            ("s3-seed.io/source.dataset", "s3://datasets/wiki/"),
+            ("s3-seed.io/volume.dataset", "weights"),
+        ],
+        edit: none,
+        message: r#"s3-seed.io/volume "weights" without s3-seed.io/sub-path and s3-seed.io/volume.dataset "weights" without s3-seed.io/sub-path.dataset: two sources write to the same directory; give each source its own directory, side by side (e.g. sub-paths "model" and "dataset")"#,
+    },
+    Row {
+        name: "sources-nested",
+        annotations: &[
+            SOURCE,
+            ("s3-seed.io/volume", "weights"),
+            ("s3-seed.io/sub-path", "llama"),
+            ("s3-seed.io/source.dataset", "s3://datasets/wiki/"),
+            ("s3-seed.io/volume.dataset", "weights"),
+            ("s3-seed.io/sub-path.dataset", "llama/wiki"),
+        ],
+        edit: none,
+        message: r#"s3-seed.io/sub-path "llama" on volume "weights" and s3-seed.io/sub-path.dataset "llama/wiki" on volume "weights": one source's directory is inside the other's; give each source its own directory, side by side (e.g. sub-paths "model" and "dataset")"#,
+    },
+    Row {
+        name: "too-many-sources",
+        annotations: &[SOURCE, ("s3-seed.io/volume", "weights")],
+        edit: |sts| {
+            for i in 0..16 {
+                sts["metadata"]["annotations"][format!("s3-seed.io/source.s{i}")] =
+                    "s3://models/x/".into();
+            }
+        },
+        message: "17 sources (s3-seed.io/source and s3-seed.io/source.NAME): at most 16 are allowed per StatefulSet; merge sources under a common prefix",
+    },
+    Row {
+        name: "unknown-named-key",
+        annotations: &[
+            SOURCE,
+            ("s3-seed.io/volume", "weights"),
+            ("s3-seed.io/source.dataset", "s3://datasets/wiki/"),
+            ("s3-seed.io/volume.dataset", "scratch"),
+            ("s3-seed.io/exlcude.dataset", "*.tmp"),
+        ],
+        edit: none,
+        message: "unknown annotation s3-seed.io/exlcude.dataset (did you mean s3-seed.io/exclude.dataset?)",
+    },
 ];
+
+/// Refusals of CREATE only: on UPDATE of an injected StatefulSet, an init
+/// container named `s3-seed` is the earlier injection, replaced.
+const CREATE_ONLY: &[Row] = &[Row {
+    name: "reserved-init-name",
+    annotations: &[SOURCE, ("s3-seed.io/volume", "weights")],
+    edit: |sts| {
+        sts["spec"]["template"]["spec"]["initContainers"] =
+            json!([{"name": "s3-seed", "image": "registry.example/own:1"}]);
+    },
+    message: r#"spec.template.spec.initContainers: the name "s3-seed" is reserved for the injected init container, and this StatefulSet has no s3-seed.io/status: injected annotation, so that init container is not s3-seed's; rename it"#,
+}];
 
 /// Two claim templates and three pod volumes, as in the README's messages.
 fn statefulset(name: &str, annotations: &[(&str, &str)]) -> Value {
@@ -128,7 +228,7 @@ fn expect_refused(ns: &Namespace, manifest: &Value, message: &str, what: &str) {
 fn every_listed_refusal_reaches_kubectl_and_nothing_is_stored() {
     let _webhook = shared();
     let ns = Namespace::create("refusals", &[]);
-    for row in ROWS {
+    for row in ROWS.iter().chain(CREATE_ONLY) {
         let mut sts = statefulset(row.name, row.annotations);
         (row.edit)(&mut sts);
         expect_refused(&ns, &sts, row.message, row.name);

@@ -161,13 +161,15 @@ func drop(obj map[string]any, keys ...string) []string {
 }
 
 // injected tells whether an init container runs s3-seed sync (it reads its
-// source from S3_SEED_SOURCE).
+// sources from S3_SEED_SOURCE and S3_SEED_SOURCES).
 func injected(sts *appsv1.StatefulSet) bool {
 	return slices.ContainsFunc(sts.Spec.Template.Spec.InitContainers, injectedContainer)
 }
 
 func injectedContainer(c corev1.Container) bool {
-	return slices.ContainsFunc(c.Env, func(env corev1.EnvVar) bool { return env.Name == "S3_SEED_SOURCE" })
+	return slices.ContainsFunc(c.Env, func(env corev1.EnvVar) bool {
+		return env.Name == "S3_SEED_SOURCE" || env.Name == "S3_SEED_SOURCES"
+	})
 }
 
 func statefulSets(t *testing.T, manifests []byte) []*appsv1.StatefulSet {

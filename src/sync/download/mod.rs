@@ -60,9 +60,10 @@ pub struct Ctx {
     pub uri: String,
     pub target: Arc<Target>,
     pub retry: Retry,
-    pub pool: BufferPool,
+    /// Shared by every source of a run (see `sync::Budget`).
+    pub pool: Arc<BufferPool>,
     /// Buffers for objects of at most `TINY_OBJECT` bytes.
-    pub tiny_pool: BufferPool,
+    pub tiny_pool: Arc<BufferPool>,
     pub progress: Arc<Progress>,
     pub part_size: u64,
     pub stall: Duration,

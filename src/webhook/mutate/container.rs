@@ -23,21 +23,45 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::contract::{SeedSpec, env};
+use crate::contract::{SeedSpec, SourceName, env};
 use crate::webhook::InjectConfig;
 
 /// Name of the injected init container, reserved in every mutated pod.
 pub const CONTAINER_NAME: &str = "s3-seed";
-/// Where the target volume is mounted inside the init container.
+/// Where the unnamed source's volume is mounted inside the init container.
 pub const MOUNT_PATH: &str = "/s3-seed/volume";
+/// Named source NAME is mounted at `SOURCES_PATH/NAME`.
+pub const SOURCES_PATH: &str = "/s3-seed/sources";
 /// The binary inside the image; set as `command` so that an image with
 /// another entrypoint cannot change what runs.
 const BINARY: &str = "/usr/local/bin/s3-seed";
 const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 
-/// The init container for `spec`, writing into the volume named `volume`, as
-/// the JSON the API server stores.
-pub fn build_container(spec: &SeedSpec, volume: &str, cfg: &InjectConfig) -> Value {
+/// The volume each source of a spec writes into, by source name.
+pub type Volumes = BTreeMap<Option<SourceName>, String>;
+
+/// Where the source `name` is mounted: its target in the container.
+pub fn mount_path(name: Option<&SourceName>) -> String {
+    match name {
+        Some(name) => format!("{SOURCES_PATH}/{name}"),
+        None => MOUNT_PATH.to_owned(),
+    }
+}
+
+/// The init container for `spec`, writing each source into its volume of
+/// `volumes`, as the JSON the API server stores. Every source has its own
+/// (volume, sub-path): the contract refuses two that share one.
+pub fn build_container(spec: &SeedSpec, volumes: &Volumes, cfg: &InjectConfig) -> Value {
+    let mounts = (spec.sources.iter())
+        .filter_map(|(name, source)| {
+            Some(VolumeMount {
+                name: volumes.get(name)?.clone(),
+                mount_path: mount_path(name.as_ref()),
+                sub_path: source.sub_path.as_ref().map(ToString::to_string),
+                ..VolumeMount::default()
+            })
+        })
+        .collect();
     let container = Container {
         name: CONTAINER_NAME.to_owned(),
         image: Some(cfg.image.clone()),
@@ -45,12 +69,7 @@ pub fn build_container(spec: &SeedSpec, volume: &str, cfg: &InjectConfig) -> Val
         command: Some(vec![BINARY.to_owned()]),
         args: Some(vec!["sync".to_owned()]),
         env: Some(env_vars(spec, cfg)),
-        volume_mounts: Some(vec![VolumeMount {
-            name: volume.to_owned(),
-            mount_path: MOUNT_PATH.to_owned(),
-            sub_path: spec.sub_path.as_ref().map(ToString::to_string),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(mounts),
         resources: Some(resources(cfg)),
         security_context: Some(security_context()),
         termination_message_path: Some(TERMINATION_MESSAGE_PATH.to_owned()),
@@ -69,15 +88,15 @@ pub fn config_hash(container: &Value) -> String {
 }
 
 /// The environment of `s3-seed sync`, sorted by name: the spec's variables
-/// with the admin's defaults filled in, the mount path, the admin's tuning,
-/// and the credentials as references to the Secret (never their values).
+/// with the admin's defaults filled in, the mount paths, the admin's tuning,
+/// and the credentials as references to each Secret (never their values).
 fn env_vars(spec: &SeedSpec, cfg: &InjectConfig) -> Vec<EnvVar> {
     let mut spec = spec.clone();
-    spec.region = spec.region.or_else(|| cfg.default_region.clone());
-    spec.endpoint = spec.endpoint.or_else(|| cfg.default_endpoint.clone());
-    spec.path_style = spec.path_style.or(cfg.default_path_style);
-    let mut plain = spec.env();
-    plain.push((env::TARGET, MOUNT_PATH.to_owned()));
+    let shared = &mut spec.connection;
+    shared.region = shared.region.take().or_else(|| cfg.default_region.clone());
+    shared.endpoint = (shared.endpoint.take()).or_else(|| cfg.default_endpoint.clone());
+    shared.path_style = shared.path_style.or(cfg.default_path_style);
+    let mut plain = spec.env(mount_path);
     if let Some(n) = cfg.sync_concurrency {
         plain.push((env::CONCURRENCY, n.to_string()));
     }
@@ -92,23 +111,27 @@ fn env_vars(spec: &SeedSpec, cfg: &InjectConfig) -> Vec<EnvVar> {
             value_from: None,
         })
         .collect();
-    if let Some(secret) = &spec.credentials_secret {
-        vars.push(secret_ref(env::AWS_ACCESS_KEY_ID, secret, false));
-        vars.push(secret_ref(env::AWS_SECRET_ACCESS_KEY, secret, false));
-        vars.push(secret_ref(env::AWS_SESSION_TOKEN, secret, true));
+    let shared = spec.connection.credentials_secret.as_deref();
+    let secrets = shared.map(|s| (s, String::new())).into_iter().chain(
+        (spec.key_prefixes().into_iter()).map(|(secret, prefix)| (secret, format!("{prefix}_"))),
+    );
+    for (secret, prefix) in secrets {
+        for (key, optional) in env::AWS_KEYS {
+            vars.push(secret_ref(&format!("{prefix}{key}"), key, secret, optional));
+        }
     }
     vars.sort_by(|a, b| a.name.cmp(&b.name));
     vars
 }
 
-/// `name` from the key of the same name in Secret `secret`.
-fn secret_ref(name: &str, secret: &str, optional: bool) -> EnvVar {
+/// `name` from the key `key` of Secret `secret`.
+fn secret_ref(name: &str, key: &str, secret: &str, optional: bool) -> EnvVar {
     EnvVar {
         name: name.to_owned(),
         value: None,
         value_from: Some(EnvVarSource {
             secret_key_ref: Some(SecretKeySelector {
-                key: name.to_owned(),
+                key: key.to_owned(),
                 name: secret.to_owned(),
                 optional: Some(optional),
             }),

@@ -12,8 +12,8 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::{CONTAINER_NAME, MutateError};
-use crate::contract::{CONFIG_HASH, STATUS};
+use super::{CONTAINER_NAME, MutateError, STATUS_INJECTED};
+use crate::contract::{CONFIG_HASH, Key, PREFIX, STATUS};
 use crate::excerpt::{Excerpt, shorten_quoted};
 
 /// Pod volume kinds whose mounts are always read-only.
@@ -95,9 +95,9 @@ struct RawTemplate {
 #[serde(rename_all = "camelCase")]
 struct RawPodSpec {
     containers: Vec<RawName>,
-    /// Read only to check its shape: the mutation rewrites this array.
+    /// The mutation rewrites this array; only the names are read.
     #[serde(default, rename = "initContainers")]
-    _init_containers: Option<Vec<RawName>>,
+    init_containers: Option<Vec<RawName>>,
     #[serde(default)]
     volumes: Option<Vec<RawVolume>>,
 }
@@ -122,6 +122,7 @@ pub(super) struct StatefulSetView {
     claims: Vec<String>,
     volumes: Vec<(String, BTreeMap<String, Value>)>,
     containers: Vec<String>,
+    init_containers: Vec<String>,
 }
 
 impl StatefulSetView {
@@ -151,6 +152,10 @@ impl StatefulSetView {
                 .map(|v| (v.name, v.source))
                 .collect(),
             containers: pod.containers.into_iter().map(|c| c.name).collect(),
+            init_containers: (pod.init_containers.unwrap_or_default())
+                .into_iter()
+                .map(|c| c.name)
+                .collect(),
         })
     }
 
@@ -159,13 +164,36 @@ impl StatefulSetView {
         self.annotations.contains_key(STATUS) || self.template_annotations.contains_key(CONFIG_HASH)
     }
 
-    /// The volume `s3-seed.io/volume` names, or the only claim template when
-    /// it is omitted. Host paths and read-only volumes are refused.
-    pub fn resolve_volume(&self, name: Option<&str>) -> Result<Resolved, MutateError> {
+    /// True when the webhook injected into this object before: the init
+    /// container named [`CONTAINER_NAME`] is then ours to replace.
+    pub fn is_injected(&self) -> bool {
+        self.annotations.get(STATUS).map(String::as_str) == Some(STATUS_INJECTED)
+    }
+
+    /// One warning per `s3-seed.io/*` annotation written on the pod
+    /// template, where s3-seed never reads it (except its own config hash).
+    pub fn template_warnings(&self) -> Vec<String> {
+        (self.template_annotations.keys())
+            .filter(|k| k.starts_with(PREFIX) && k.as_str() != CONFIG_HASH)
+            .map(|k| {
+                format!(
+                    "spec.template.metadata.annotations: {} is ignored on the pod template; s3-seed reads s3-seed.io/* annotations from the StatefulSet's metadata.annotations, move it there",
+                    Excerpt::bare(k)
+                )
+            })
+            .collect()
+    }
+
+    /// The volume the `volume` annotation `key` names, or the only claim
+    /// template when it is omitted. Host paths and read-only volumes are
+    /// refused.
+    pub fn resolve_volume(&self, name: Option<&str>, key: &Key) -> Result<Resolved, MutateError> {
+        let key = key.to_string();
         let Some(name) = name else {
             return match self.claims.as_slice() {
                 [only] => Ok(Resolved { name: only.clone() }),
                 _ => Err(MutateError::VolumeRequired {
+                    key,
                     claims: Names(self.claims.clone()),
                     volumes: self.volume_names(),
                 }),
@@ -177,8 +205,9 @@ impl StatefulSetView {
             });
         }
         match self.volumes.iter().find(|(n, _)| n == name) {
-            Some((_, source)) => check_writable(name, source),
+            Some((_, source)) => check_writable(name, source, key),
             None => Err(MutateError::VolumeNotFound {
+                key,
                 name: name.to_owned(),
                 claims: Names(self.claims.clone()),
                 volumes: self.volume_names(),
@@ -186,11 +215,15 @@ impl StatefulSetView {
         }
     }
 
-    /// Refuse a regular container that already uses the reserved name (an
-    /// init container of that name is an earlier injection, replaced).
+    /// Refuse a regular container that already uses the reserved name, and
+    /// an init container of that name on an object the webhook never
+    /// injected into (on an injected one it is the earlier injection).
     pub fn check_container_names(&self) -> Result<(), MutateError> {
         if self.containers.iter().any(|c| c == CONTAINER_NAME) {
             return Err(MutateError::ReservedName);
+        }
+        if !self.is_injected() && self.init_containers.iter().any(|c| c == CONTAINER_NAME) {
+            return Err(MutateError::ReservedInitName);
         }
         Ok(())
     }
@@ -202,15 +235,23 @@ impl StatefulSetView {
 
 /// A pod volume the init container may write to: not a host path, not a
 /// read-only kind, not mounted with `readOnly: true`.
-fn check_writable(name: &str, source: &BTreeMap<String, Value>) -> Result<Resolved, MutateError> {
+fn check_writable(
+    name: &str,
+    source: &BTreeMap<String, Value>,
+    key: String,
+) -> Result<Resolved, MutateError> {
     if source.contains_key("hostPath") {
-        return Err(MutateError::HostPath(name.to_owned()));
+        return Err(MutateError::HostPath {
+            key,
+            name: name.to_owned(),
+        });
     }
     let read_only = |(kind, spec): (&String, &Value)| {
         READ_ONLY_KINDS.contains(&kind.as_str()) || spec.get("readOnly") == Some(&Value::Bool(true))
     };
     if let Some((kind, _)) = source.iter().find(|entry| read_only(*entry)) {
         return Err(MutateError::ReadOnlyVolume {
+            key,
             name: name.to_owned(),
             kind: kind.clone(),
         });

@@ -153,6 +153,8 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 /// A running in-process S3 server; shut down when dropped.
 pub struct S3Server {
     endpoint: String,
+    /// The only keys the server accepts.
+    keys: (String, String),
     ca_pem: Option<String>,
     root: TempDir,
     shared: Arc<Shared>,
@@ -167,7 +169,13 @@ impl S3Server {
     /// multi-thread runtime), never block a current-thread runtime on
     /// `std::process::Command::output`, or the server cannot answer.
     pub async fn start() -> S3Server {
-        S3Server::start_with(None).await
+        S3Server::start_with(None, ACCESS_KEY, SECRET_KEY).await
+    }
+
+    /// [`Self::start`], accepting only this access key and secret (for tests
+    /// of several stores, each with its own keys).
+    pub async fn start_with_keys(access_key: &str, secret_key: &str) -> S3Server {
+        S3Server::start_with(None, access_key, secret_key).await
     }
 
     /// [`Self::start`], serving HTTPS with a new self-signed certificate for
@@ -175,13 +183,17 @@ impl S3Server {
     /// client must be given the PEM (e.g. through `AWS_CA_BUNDLE`).
     pub async fn start_tls() -> S3Server {
         let (acceptor, pem) = tls::self_signed();
-        let mut server = S3Server::start_with(Some(acceptor)).await;
+        let mut server = S3Server::start_with(Some(acceptor), ACCESS_KEY, SECRET_KEY).await;
         server.endpoint = server.endpoint.replacen("http:", "https:", 1);
         server.ca_pem = Some(pem);
         server
     }
 
-    async fn start_with(tls: Option<tokio_rustls::TlsAcceptor>) -> S3Server {
+    async fn start_with(
+        tls: Option<tokio_rustls::TlsAcceptor>,
+        access_key: &str,
+        secret_key: &str,
+    ) -> S3Server {
         let root = tempfile::tempdir().expect("create a temp dir for the s3s-fs root");
         std::fs::create_dir(root.path().join(BUCKET)).expect("create the bucket directory");
         let fs = Arc::new(FileSystem::new(root.path()).expect("open the s3s-fs root"));
@@ -194,7 +206,7 @@ impl S3Server {
             reported: Mutex::default(),
         });
         let mut builder = S3ServiceBuilder::new(store::Store::new(Arc::clone(&shared)));
-        builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+        builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
         builder.set_access(faults::Gate::new(Arc::clone(&shared)));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -207,11 +219,17 @@ impl S3Server {
         let task = tokio::spawn(http::serve(listener, service, Arc::clone(&shared), tls));
         S3Server {
             endpoint: format!("http://127.0.0.1:{port}"),
+            keys: (access_key.to_owned(), secret_key.to_owned()),
             ca_pem: None,
             root,
             shared,
             task,
         }
+    }
+
+    /// The access key and secret the server accepts.
+    pub fn keys(&self) -> (&str, &str) {
+        (&self.keys.0, &self.keys.1)
     }
 
     /// The certificate (PEM) an HTTPS server presents; `None` for plain HTTP.
@@ -242,8 +260,8 @@ impl S3Server {
     /// Env vars a child process needs to reach this server with the AWS chain.
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {
         vec![
-            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+            ("AWS_ACCESS_KEY_ID", self.keys.0.clone()),
+            ("AWS_SECRET_ACCESS_KEY", self.keys.1.clone()),
             ("AWS_REGION", REGION.to_owned()),
             ("AWS_ENDPOINT_URL", self.endpoint()),
         ]
@@ -255,7 +273,11 @@ impl S3Server {
         let mut config = aws_sdk_s3::config::Builder::new()
             .behavior_version(BehaviorVersion::latest())
             .credentials_provider(Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "harness",
+                &self.keys.0,
+                &self.keys.1,
+                None,
+                None,
+                "harness",
             ))
             .region(Region::new(REGION))
             .endpoint_url(self.endpoint())

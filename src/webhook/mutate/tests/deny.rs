@@ -63,6 +63,83 @@ fn bad_input_is_denied_with_a_message_to_act_on() {
                 "did you mean s3-seed.io/sub-path",
             ],
         ),
+        (
+            "named source on a volume that does not exist",
+            with(
+                "statefulset-basic",
+                &[
+                    ("s3-seed.io/source.model", Some("s3://models/")),
+                    ("s3-seed.io/volume.model", Some("wieghts")),
+                ],
+            ),
+            &["annotation s3-seed.io/volume.model: volume \"wieghts\" does not exist"],
+        ),
+        (
+            "named source, two claim templates, no volume",
+            with(
+                "statefulset-full",
+                &[("s3-seed.io/source.model", Some("s3://models/"))],
+            ),
+            &["annotation s3-seed.io/volume.model is required unless"],
+        ),
+        (
+            "named source on a read-only volume",
+            with(
+                "statefulset-full",
+                &[
+                    ("s3-seed.io/source.model", Some("s3://models/")),
+                    ("s3-seed.io/volume.model", Some("config")),
+                ],
+            ),
+            &["annotation s3-seed.io/volume.model: volume \"config\" is a read-only configMap"],
+        ),
+        (
+            "two sources in the same directory",
+            with(
+                "statefulset-basic",
+                &[("s3-seed.io/source.model", Some("s3://models/"))],
+            ),
+            &[
+                "s3-seed.io/volume \"data\" without s3-seed.io/sub-path and s3-seed.io/volume.model \"data\" without s3-seed.io/sub-path.model",
+                "two sources write to the same directory",
+            ],
+        ),
+        (
+            "a source inside another (the unnamed volume resolved, the named one explicit)",
+            with(
+                "statefulset-basic",
+                &[
+                    ("s3-seed.io/source.model", Some("s3://models/")),
+                    ("s3-seed.io/volume.model", Some("data")),
+                    ("s3-seed.io/sub-path.model", Some("models")),
+                ],
+            ),
+            &["one source's directory is inside the other's"],
+        ),
+        (
+            "suffixed key without its source",
+            with(
+                "statefulset-basic",
+                &[("s3-seed.io/prune.modle", Some("false"))],
+            ),
+            &["annotation s3-seed.io/prune.modle: there is no s3-seed.io/source.modle"],
+        ),
+        (
+            "invalid source name",
+            with(
+                "statefulset-basic",
+                &[("s3-seed.io/source.Model", Some("s3://models/"))],
+            ),
+            &["\"Model\" is not a valid source name"],
+        ),
+        (
+            "unknown suffixed key",
+            with(
+                "statefulset-basic",
+                &[("s3-seed.io/sub-pth.model", Some("x"))],
+            ),
+            &["did you mean s3-seed.io/sub-path.model?"],
+        ),
     ];
     for (name, object, needles) in cases {
         let err = mutate(object, &cfg()).expect_err(name).to_string();
@@ -86,6 +163,27 @@ fn read_only_and_reserved_names_are_denied() {
     let mut clash = fixture("statefulset-basic");
     clash["spec"]["template"]["spec"]["containers"][0]["name"] = "s3-seed".into();
     assert_eq!(mutate(&clash, &cfg()), Err(MutateError::ReservedName));
+
+    // An init container of that name, on an object the webhook never
+    // injected into, is the user's: refused, not replaced.
+    let mut own = fixture("statefulset-basic");
+    own["spec"]["template"]["spec"]["initContainers"] =
+        json!([{"name": "s3-seed", "image": "their/own:1"}]);
+    let err = mutate(&own, &cfg()).expect_err("their own s3-seed init container");
+    assert_eq!(err, MutateError::ReservedInitName);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("reserved") && msg.contains("rename it"),
+        "{msg}"
+    );
+    // With the marker it is an earlier injection, replaced.
+    own["metadata"]["annotations"]["s3-seed.io/status"] = STATUS_INJECTED.into();
+    let m = checked(&own, &cfg());
+    assert_eq!(init_names(&m.desired), ["s3-seed"]);
+    assert_eq!(
+        injected(&m.desired)["image"],
+        "registry.example/s3-seed:0.1.0"
+    );
 }
 
 #[test]

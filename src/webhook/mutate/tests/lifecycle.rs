@@ -33,6 +33,7 @@ fn update_replaces_an_earlier_injection_in_place() {
 fn an_earlier_injection_not_first_is_moved_first_once() {
     let mut object = fixture("statefulset-full");
     let stale = injected(&checked(&object, &cfg()).desired);
+    object["metadata"]["annotations"]["s3-seed.io/status"] = STATUS_INJECTED.into();
     object["spec"]["template"]["spec"]["initContainers"]
         .as_array_mut()
         .expect("init containers")

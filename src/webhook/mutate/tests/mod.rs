@@ -5,11 +5,13 @@
 //! determinism and that `volumeClaimTemplates` is never touched.
 //!
 //! `inject`: what is injected where; `lifecycle`: UPDATE, opting out and
-//! objects left alone; `deny`: refusals and their messages.
+//! objects left alone; `sources`: several sources; `deny`: refusals and
+//! their messages.
 
 mod deny;
 mod inject;
 mod lifecycle;
+mod sources;
 
 use std::collections::BTreeMap;
 
