@@ -10,7 +10,8 @@
 #   writes the namespace's name to DIR/netns once it is ready, and runs until
 #   SIGTERM or SIGINT (or, with S3_SEED_CLUSTER_STOP_ON_EOF=1, end-of-file on
 #   stdin); then it kills every process still in the namespace, and removes
-#   the route, the veth pair and the namespace.
+#   its route, the veth pair and the namespace. Another netns.sh for the same
+#   IP waits (up to 10 s) until the route of the previous one is gone.
 set -euo pipefail
 [ $# -eq 2 ] || { echo "usage: netns.sh DIR IP" >&2; exit 2; }
 dir=$1
@@ -32,7 +33,7 @@ cleanup() {
     sleep 0.5
     for pid in $(ip netns pids "$ns"); do kill -KILL "$pid" 2>/dev/null || true; done
   fi
-  ip route del "$ip_addr/32" 2>/dev/null || true
+  ip route del "$ip_addr/32" via "$ns_ip" dev "$host_if" 2>/dev/null || true
   ip link del "$host_if" 2>/dev/null || true
   ip netns del "$ns" 2>/dev/null || true
   for pid in ${watcher:-} ${sleeper:-}; do kill "$pid" 2>/dev/null || true; done
@@ -51,7 +52,16 @@ in_ns ip addr add "$ns_ip/30" dev "$ns_if"
 in_ns ip addr add "$ip_addr/32" dev "$ns_if"
 in_ns ip link set "$ns_if" up
 in_ns ip route add default via "$host_ip"
-ip route add "$ip_addr/32" via "$ns_ip" dev "$host_if"
+# The namespace of an earlier test process for the same Service may still be
+# going away (its netns.sh removes its own route, and only that one).
+for _ in $(seq 100); do
+  ip route add "$ip_addr/32" via "$ns_ip" dev "$host_if" 2>/dev/null && break
+  sleep 0.1
+done
+ip route get "$ip_addr" | grep -q "dev $host_if " || {
+  echo "netns.sh: $ip_addr/32 is still routed elsewhere: $(ip route get "$ip_addr")" >&2
+  exit 1
+}
 
 echo "$ns" >"$dir/netns"
 if [ -n "${S3_SEED_CLUSTER_STOP_ON_EOF:-}" ]; then

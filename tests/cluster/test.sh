@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The cluster tests, as CI runs them: checks that tests/cluster/go.mod is what
-# pin.sh derives, builds the control plane (cached, see build.sh), starts one
+# pin.sh derives, builds the control plane (cached, see build.sh) and
+# cert-manager (cached, see cert-manager/build.sh), starts one
 # cluster (up.sh) for every cluster test binary, runs them, and stops it.
 #
 # Usage: bash tests/cluster/test.sh [TEST BINARY...]
@@ -18,6 +19,11 @@ fi
 bash tests/cluster/pin.sh --check
 bin=$(bash tests/cluster/build.sh)
 export S3_SEED_CLUSTER_BIN=$bin
+# cert-manager's controller, cainjector and CRDs, for cluster_certmanager.
+if [[ " ${tests[*]} " == *" cluster_certmanager "* ]]; then
+  S3_SEED_CERT_MANAGER=$(bash tests/cluster/cert-manager/build.sh)
+  export S3_SEED_CERT_MANAGER
+fi
 
 # Build the test binaries before the cluster starts, so it waits for nothing.
 args=()
@@ -41,7 +47,7 @@ cat "$dir/up.log" >&2
 export S3_SEED_CLUSTER=$dir
 # shellcheck disable=SC2086 # CLUSTER_TEST_ARGS is a list of words
 if ! cargo test --locked "${args[@]}" -- --ignored ${CLUSTER_TEST_ARGS:-}; then
-  for log in "$dir"/logs/*.log; do
+  for log in "$dir"/logs/*.log; do # cert-manager's logs are there too
     printf '\n--- last lines of %s\n' "$log" >&2
     tail -n 15 "$log" >&2
   done

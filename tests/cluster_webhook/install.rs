@@ -1,8 +1,9 @@
 //! Every rendered overlay is accepted by the real API server with
 //! `kubectl apply --server-side --validate=strict`, is stored as rendered,
 //! and the webhook's own pods pass Pod Security "restricted" in its
-//! namespace. cert-manager's `Issuer` and `Certificate` are left out: the
-//! control plane has no cert-manager CRDs.
+//! namespace. cert-manager's `Issuer` and `Certificate` are left out: they
+//! need cert-manager's CRDs and cert-manager itself, which
+//! `cluster_certmanager.rs` runs.
 
 use serde_json::Value;
 

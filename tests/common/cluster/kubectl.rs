@@ -73,9 +73,17 @@ fn run(mut cmd: Command, stdin: Option<&str>) -> std::io::Result<Output> {
 
 /// Polls `probe` until it returns `Ok`, or panics after `timeout` naming
 /// `what` and the last observation (its `Err`) and where the component logs are.
-pub fn wait_for<T>(
+pub fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Result<T, String>) -> T {
+    let logs = || format!("(control plane logs: {})", cluster().logs().display());
+    wait_for_with(what, timeout, logs, probe)
+}
+
+/// [`wait_for`], with `context()` (e.g. the tails of the logs of the
+/// processes being waited for) in the panic message instead.
+pub fn wait_for_with<T>(
     what: &str,
     timeout: Duration,
+    context: impl FnOnce() -> String,
     mut probe: impl FnMut() -> Result<T, String>,
 ) -> T {
     let deadline = Instant::now() + timeout;
@@ -83,9 +91,8 @@ pub fn wait_for<T>(
         match probe() {
             Ok(v) => return v,
             Err(last) if Instant::now() > deadline => panic!(
-                "timed out after {timeout:?} waiting for {what}; last seen: {last}\n\
-                 (control plane logs: {})",
-                cluster().logs().display()
+                "timed out after {timeout:?} waiting for {what}; last seen: {last}\n{}",
+                context()
             ),
             Err(_) => std::thread::sleep(Duration::from_millis(250)),
         }

@@ -14,7 +14,11 @@
 //! Tests share the cluster, so each works in its own namespace
 //! ([`Namespace::create`]) and asserts on what the API server stored. A
 //! cluster this process started leaves its logs in `/tmp/s3-seed-cluster-test.*/logs`.
+//!
+//! [`webhook`] installs s3-seed with certificates from `s3-seed certs`,
+//! [`cert_manager`] with cert-manager running and issuing them.
 
+pub mod cert_manager;
 pub mod kubectl;
 pub mod webhook;
 

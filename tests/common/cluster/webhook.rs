@@ -12,6 +12,10 @@
 //! port. So the API server calls the real binary over TLS, checking the
 //! certificate against the caBundle, as in a cluster.
 //!
+//! [`Install::serve`] is that second half alone, for an overlay applied some
+//! other way: the cert-manager tests (`cert_manager.rs`) serve the
+//! certificate that cert-manager issued into the overlay's Secret.
+//!
 //! The webhook and the registration are shared by every test of a binary.
 //! Tests that stop the webhook or read its counters take [`exclusive()`];
 //! every other test that sends StatefulSets through it takes [`shared()`].
@@ -76,16 +80,15 @@ pub fn installed() -> &'static Install {
 }
 
 fn install() -> Install {
-    assert!(
-        is_root(),
-        "the webhook tests need root (a network namespace for the webhook)"
-    );
-    let fence = cluster().env("FENCE");
-    assert!(
-        !fence.is_empty(),
-        "the control plane has no unreachable route for its addresses (up.sh not run as root)"
-    );
-    let root = copy_manifests();
+    let root = prepare();
+    generate_certs(&root.join("certs"));
+    apply_overlay(&root, "overlays/self-managed").expect_ok("apply the self-managed overlay");
+    Install::serve(root)
+}
+
+/// `s3-seed certs` for the webhook Service into `dir`: `ca.crt`, `ca.key`,
+/// `tls.crt`, `tls.key`.
+pub fn generate_certs(dir: &Path) {
     let out = Command::new(env!("CARGO_BIN_EXE_s3-seed"))
         .args([
             "certs",
@@ -95,7 +98,7 @@ fn install() -> Install {
             NAMESPACE,
             "--out",
         ])
-        .arg(root.join("certs"))
+        .arg(dir)
         .output()
         .expect("run s3-seed certs");
     assert!(
@@ -103,32 +106,51 @@ fn install() -> Install {
         "s3-seed certs: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
 
-    apply_overlay(&root, "overlays/self-managed").expect_ok("apply the self-managed overlay");
-    let service = kubectl(
-        &["-n", NAMESPACE, "get", "service", SERVICE, "-o", "json"],
-        None,
-    )
-    .json("get the webhook Service");
-    let cluster_ip = service["spec"]["clusterIP"]
-        .as_str()
-        .expect("a ClusterIP")
-        .to_string();
-
-    let (netns, netns_child, netns_stdin) = start_netns(&root, &cluster_ip);
-    let install = Install {
-        root,
-        cluster_ip,
-        netns,
-        webhook: Mutex::new(None),
-        _netns_child: Mutex::new(netns_child),
-        _netns_stdin: netns_stdin,
-    };
-    install.start_webhook();
-    install
+/// Checks that the webhook can be served (root, and a fenced cluster range),
+/// and returns a fresh copy of `manifests/` and `certs/` to install from.
+pub fn prepare() -> PathBuf {
+    assert!(
+        is_root(),
+        "the webhook tests need root (a network namespace for the webhook)"
+    );
+    let fence = cluster().env("FENCE");
+    assert!(
+        !fence.is_empty(),
+        "the control plane has no unreachable route for its addresses (up.sh not run as root)"
+    );
+    copy_manifests()
 }
 
 impl Install {
+    /// Serves an applied installation: routes the webhook Service's ClusterIP
+    /// into a network namespace and starts `s3-seed webhook` there with
+    /// `root/certs/tls.crt` and `tls.key` (`root/certs/ca.crt` is the CA that
+    /// [`Install::get`] trusts), then waits until the API server calls it.
+    pub fn serve(root: PathBuf) -> Install {
+        let service = kubectl(
+            &["-n", NAMESPACE, "get", "service", SERVICE, "-o", "json"],
+            None,
+        )
+        .json("get the webhook Service");
+        let cluster_ip = service["spec"]["clusterIP"]
+            .as_str()
+            .expect("a ClusterIP")
+            .to_string();
+        let (netns, netns_child, netns_stdin) = start_netns(&root, &cluster_ip);
+        let install = Install {
+            root,
+            cluster_ip,
+            netns,
+            webhook: Mutex::new(None),
+            _netns_child: Mutex::new(netns_child),
+            _netns_stdin: netns_stdin,
+        };
+        install.start_webhook();
+        install
+    }
+
     /// Starts `s3-seed webhook` in the network namespace and waits until the
     /// API server gets its patch.
     pub fn start_webhook(&self) {

@@ -8,8 +8,12 @@
 // repository's cmd/cainjector) cannot be fetched from the Go module proxy: its
 // module path does not match its directory. This file wires the same library
 // call (cainjector.RegisterAllInjectors) without leader election or metrics.
+// Two things cert-manager's main does are needed here too: the rest config
+// gets cert-manager's user agent (the injectors' server-side apply takes its
+// field manager from it, and an empty one is refused), and controller-runtime
+// gets klog as its logger (otherwise it discards every log line).
 //
-// Usage: cainjector --kubeconfig FILE
+// Usage: cainjector --kubeconfig FILE [-v N]
 package main
 
 import (
@@ -25,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	kscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/klog/v2"
 	apireg "k8s.io/kube-aggregator/pkg/apis/apiregistration/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,10 +37,13 @@ import (
 
 	cmscheme "github.com/cert-manager/cert-manager/pkg/client/clientset/versioned/scheme"
 	"github.com/cert-manager/cert-manager/pkg/controller/cainjector"
+	"github.com/cert-manager/cert-manager/pkg/util"
 )
 
 func main() {
+	klog.InitFlags(nil)
 	flag.Parse() // --kubeconfig is controller-runtime's flag (or KUBECONFIG)
+	ctrl.SetLogger(klog.NewKlogr())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx); err != nil {
@@ -49,6 +57,7 @@ func run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	config = util.RestConfigWithUserAgent(config, "cainjector")
 	scheme := runtime.NewScheme()
 	utilruntime.Must(kscheme.AddToScheme(scheme))
 	utilruntime.Must(cmscheme.AddToScheme(scheme))

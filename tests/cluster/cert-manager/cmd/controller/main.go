@@ -11,7 +11,11 @@
 // packages that main wires, without leader election, metrics, ACME, Vault,
 // Venafi or the ingress/gateway shims, none of which the tests use.
 //
-// Usage: controller --kubeconfig FILE [--cluster-resource-namespace NS]
+// cert-manager logs through klog; its flags (-v N) are registered here.
+// controller.NewContextFactory sets cert-manager's user agent on every client
+// it builds, which is where the controllers' field managers come from.
+//
+// Usage: controller --kubeconfig FILE [--cluster-resource-namespace NS] [-v N]
 package main
 
 import (
@@ -24,6 +28,7 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+	"k8s.io/klog/v2"
 
 	"github.com/cert-manager/cert-manager/pkg/controller"
 	"github.com/cert-manager/cert-manager/pkg/controller/certificaterequests/approver"
@@ -59,6 +64,7 @@ func main() {
 	kubeconfig := flag.String("kubeconfig", "", "kubeconfig of the cluster")
 	clusterResourceNamespace := flag.String("cluster-resource-namespace", "cert-manager", "namespace of ClusterIssuer secrets")
 	workers := flag.Int("workers", 2, "workers per controller")
+	klog.InitFlags(nil)
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
