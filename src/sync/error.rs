@@ -51,7 +51,8 @@ pub enum SyncError {
     #[error("key {file:?} is both a file and a folder prefix (of {child:?})")]
     KeyConflict { file: String, child: String },
     /// Something that is not ours stands where a file or folder must go.
-    #[error("{path} {reason}; move it away or exclude the key (s3-seed never writes through it)")]
+    /// (The path is quoted and escaped: it comes from an object key.)
+    #[error("{path:?} {reason}; move it away or exclude the key (s3-seed never writes through it)")]
     PathBlocked { path: PathBuf, reason: &'static str },
     /// Not enough free space for what must be downloaded.
     #[error("not enough disk space in {dir}: need {need} bytes to download, {free} bytes free")]
@@ -294,5 +295,18 @@ mod tests {
         for (err, code) in cases {
             assert_eq!(err.exit_code(), code, "{err}");
         }
+    }
+
+    #[test]
+    fn a_blocked_path_from_a_key_prints_escaped_on_one_line() {
+        // Found by the sync_keys fuzz target: a key's control characters
+        // reached the termination log raw.
+        let err = SyncError::PathBlocked {
+            path: "/t/a\u{2}b\nc".into(),
+            reason: "is a symlink",
+        };
+        let msg = err.to_string();
+        assert!(!msg.chars().any(char::is_control), "{msg:?}");
+        assert!(msg.starts_with(r#""/t/a\u{2}b\nc" is a symlink"#), "{msg}");
     }
 }
