@@ -138,24 +138,27 @@ fuzz_target!(|data: &[u8]| {
 /// What the webhook writes into the injected container parses back, in the
 /// init container, to the same values.
 fn round_trips(spec: &SeedSpec) {
-    let source: S3Uri = spec.source.to_string().parse().expect("source");
-    assert_eq!(source, spec.source);
-    for globs in [&spec.include, &spec.exclude] {
-        assert_eq!(
-            &globs.to_string().parse::<GlobList>().expect("globs"),
-            globs
-        );
-    }
-    if let Some(endpoint) = &spec.endpoint {
-        let back: Endpoint = endpoint.to_string().parse().expect("endpoint");
-        assert_eq!(&back, endpoint);
-    }
-    if let Some(region) = &spec.region {
-        assert_eq!(&parse_region(region).expect("region"), region);
-    }
-    if let Some(sub) = &spec.sub_path {
-        let back: SubPath = sub.as_str().parse().expect("sub-path");
-        assert_eq!(&back, sub);
+    for source in spec.sources.values() {
+        let uri: S3Uri = source.source.to_string().parse().expect("source");
+        assert_eq!(uri, source.source);
+        for globs in [&source.include, &source.exclude] {
+            assert_eq!(
+                &globs.to_string().parse::<GlobList>().expect("globs"),
+                globs
+            );
+        }
+        if let Some(sub) = &source.sub_path {
+            let back: SubPath = sub.as_str().parse().expect("sub-path");
+            assert_eq!(&back, sub);
+        }
+        let connection = source.connection.or(&spec.connection);
+        if let Some(endpoint) = &connection.endpoint {
+            let back: Endpoint = endpoint.to_string().parse().expect("endpoint");
+            assert_eq!(&back, endpoint);
+        }
+        if let Some(region) = &connection.region {
+            assert_eq!(&parse_region(region).expect("region"), region);
+        }
     }
 }
 
