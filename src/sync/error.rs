@@ -51,8 +51,12 @@ pub enum SyncError {
     #[error("key {file:?} is both a file and a folder prefix (of {child:?})")]
     KeyConflict { file: String, child: String },
     /// Something that is not ours stands where a file or folder must go.
-    /// (The path is quoted and escaped: it comes from an object key.)
-    #[error("{path:?} {reason}; move it away or exclude the key (s3-seed never writes through it)")]
+    /// (Control characters in the path, which comes from an object key, are
+    /// escaped, so the message stays one line.)
+    #[error(
+        "{} {reason}; move it away or exclude the key (s3-seed never writes through it)",
+        escape_controls(path)
+    )]
     PathBlocked { path: PathBuf, reason: &'static str },
     /// Not enough free space for what must be downloaded.
     #[error("not enough disk space in {dir}: need {need} bytes to download, {free} bytes free")]
@@ -105,6 +109,25 @@ pub enum SyncError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// `path` for a one-line message: control characters escaped (`\n`,
+/// `\u{2}`), everything else as it is.
+fn escape_controls(path: &std::path::Path) -> String {
+    let shown = path.display().to_string();
+    if !shown.chars().any(char::is_control) {
+        return shown;
+    }
+    shown
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 impl SyncError {
@@ -307,6 +330,6 @@ mod tests {
         };
         let msg = err.to_string();
         assert!(!msg.chars().any(char::is_control), "{msg:?}");
-        assert!(msg.starts_with(r#""/t/a\u{2}b\nc" is a symlink"#), "{msg}");
+        assert!(msg.starts_with(r"/t/a\u{2}b\nc is a symlink"), "{msg}");
     }
 }
