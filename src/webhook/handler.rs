@@ -152,7 +152,7 @@ async fn mutate(State(state): State<AppState>, request: Request) -> Response {
     let bytes = match read_body(&mut body, length).await {
         Ok(bytes) => bytes,
         Err(ReadError::TooLarge) => return call.refuse(Refused::TooLarge, Some(&mut body)).await,
-        Err(ReadError::Broken(reason)) => return call.finish(review_rejected(reason)),
+        Err(ReadError::Broken(reason)) => return call.finish(Reviewed::rejected(reason)),
     };
     let prepared = match review::prepare(&bytes) {
         Ok(prepared) => prepared,
@@ -231,19 +231,6 @@ impl Call<'_> {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
-    }
-}
-
-fn review_rejected(reason: String) -> Reviewed {
-    Reviewed {
-        status: StatusCode::BAD_REQUEST,
-        body: reason.clone().into_bytes(),
-        decision: Decision::Rejected,
-        uid: String::new(),
-        namespace: String::new(),
-        name: String::new(),
-        operation: "",
-        reason: Some(reason),
     }
 }
 

@@ -78,6 +78,22 @@ pub struct Reviewed {
     pub reason: Option<String>,
 }
 
+impl Reviewed {
+    /// A body that is no AdmissionReview: 400 with `reason` as plain text.
+    pub fn rejected(reason: String) -> Self {
+        Reviewed {
+            status: StatusCode::BAD_REQUEST,
+            body: reason.clone().into_bytes(),
+            decision: Decision::Rejected,
+            uid: String::new(),
+            namespace: String::new(),
+            name: String::new(),
+            operation: "",
+            reason: Some(reason),
+        }
+    }
+}
+
 /// Answer one AdmissionReview body, whatever decoding costs.
 pub fn review(body: &[u8], cfg: &InjectConfig) -> Reviewed {
     match prepare(body) {
@@ -285,16 +301,7 @@ fn deny(response: AdmissionResponse, message: String) -> AdmissionResponse {
 }
 
 fn rejected(reason: String) -> Box<Reviewed> {
-    Box::new(Reviewed {
-        status: StatusCode::BAD_REQUEST,
-        body: reason.clone().into_bytes(),
-        decision: Decision::Rejected,
-        uid: String::new(),
-        namespace: String::new(),
-        name: String::new(),
-        operation: "",
-        reason: Some(reason),
-    })
+    Box::new(Reviewed::rejected(reason))
 }
 
 fn operation_name(op: &Operation) -> &'static str {
