@@ -1,14 +1,20 @@
 #!/usr/bin/env python3
 """Check the security and availability promises of a rendered s3-seed install.
 
-usage: check-manifest-policy.py OVERLAY RENDERED.yaml
+usage: check-manifest-policy.py OVERLAY RENDERED.yaml [--rollout]
 
 Beyond schema validity, this asserts what the README promises admins: no RBAC
-at all, no service-account token, a restricted pod, two replicas spread and
-protected by a PDB, a NetworkPolicy that admits only the webhook port, and a
-webhook configuration that fails closed only for opted-in StatefulSets. The
-matchConditions are evaluated with a real CEL interpreter against the objects
-the API server would send.
+for the webhook, no service-account token, a restricted pod, two replicas
+spread and protected by a PDB, a NetworkPolicy that admits only the webhook
+port, and a webhook configuration that fails closed only for opted-in
+StatefulSets. The matchConditions are evaluated with a real CEL interpreter
+against the objects the API server would send.
+
+With --rollout (the overlay rendered with components/rollout), the rendering
+must also hold the controller, with exactly its ClusterRole (statefulsets
+get/list/watch/patch, secrets get, events create/patch) bound to its own
+ServiceAccount only, a restricted single-replica pod, and a NetworkPolicy
+that admits only its metrics port; without it, no controller and no RBAC.
 """
 import sys
 
@@ -35,12 +41,32 @@ def one(docs, kind):
     return found[0]
 
 
+CONTROLLER = "s3-seed-controller"
+CONTROLLER_RULES = [
+    {"apiGroups": ["apps"], "resources": ["statefulsets"], "verbs": ["get", "list", "watch", "patch"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+RBAC = ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]
+
+
+def is_controller(doc):
+    return doc.get("metadata", {}).get("name") == CONTROLLER
+
+
 def check_pod(deploy):
     spec = deploy["spec"]
     check(spec["replicas"] >= 2, "the webhook must run at least 2 replicas")
     pod = spec["template"]["spec"]
     check(pod.get("automountServiceAccountToken") is False, "pods must not mount a token")
     check("podAntiAffinity" in pod.get("affinity", {}), "replicas must be spread by anti-affinity")
+    check_restricted(pod)
+    for c in pod["containers"]:
+        env = {e["name"]: e.get("value") for e in c.get("env", [])}
+        check(env.get("S3_SEED_IMAGE") == c["image"], "S3_SEED_IMAGE must equal the container image")
+
+
+def check_restricted(pod):
     check(pod["securityContext"].get("runAsNonRoot") is True, "pod must run as non-root")
     for c in pod["containers"]:
         sc = c["securityContext"]
@@ -50,8 +76,31 @@ def check_pod(deploy):
         check("runAsUser" not in sc, "no fixed UID (OpenShift assigns one)")
         check(c.get("readinessProbe") and c.get("livenessProbe"), "probes are required")
         check(c.get("resources", {}).get("limits", {}).get("memory"), "a memory limit is required")
-        env = {e["name"]: e.get("value") for e in c.get("env", [])}
-        check(env.get("S3_SEED_IMAGE") == c["image"], "S3_SEED_IMAGE must equal the container image")
+
+
+def check_controller(docs):
+    """The opt-in controller: its own account, exactly its permissions."""
+    role = one(docs, "ClusterRole")
+    check(is_controller(role), f"unexpected ClusterRole {role['metadata']['name']}")
+    check(role["rules"] == CONTROLLER_RULES, f"controller ClusterRole rules differ: {role['rules']}")
+    binding = one(docs, "ClusterRoleBinding")
+    check(binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": CONTROLLER},
+          "the binding must grant the controller ClusterRole")
+    check(binding["subjects"] == [{"kind": "ServiceAccount", "name": CONTROLLER, "namespace": "s3-seed"}],
+          f"the controller role must be bound to its own ServiceAccount only: {binding['subjects']}")
+    for kind in ["Role", "RoleBinding"]:
+        check(not by_kind(docs, kind), f"{kind} found: only the controller's ClusterRole is expected")
+    check(one([d for d in docs if is_controller(d)], "ServiceAccount"), "the controller needs a ServiceAccount")
+    deploy = one([d for d in docs if is_controller(d)], "Deployment")
+    spec = deploy["spec"]
+    check(spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate",
+          "the controller runs one replica, replaced with Recreate (no leader election)")
+    pod = spec["template"]["spec"]
+    check(pod["serviceAccountName"] == CONTROLLER, "the controller pod must use its own ServiceAccount")
+    check_restricted(pod)
+    netpol = one([d for d in docs if is_controller(d)], "NetworkPolicy")
+    ports = [p["port"] for rule in netpol["spec"]["ingress"] for p in rule.get("ports", [])]
+    check(ports == [9090], f"the controller NetworkPolicy must admit only port 9090, admits {ports}")
 
 
 def check_webhook(docs):
@@ -126,10 +175,16 @@ def check_match_conditions(conditions):
     return len(cases)
 
 
-def main(overlay, path):
-    docs = [d for d in yaml.safe_load_all(open(path, encoding="utf-8")) if d]
-    for kind in ["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"]:
-        check(not by_kind(docs, kind), f"{kind} found: the webhook needs no API permissions")
+def main(overlay, path, *flags):
+    everything = [d for d in yaml.safe_load_all(open(path, encoding="utf-8")) if d]
+    rollout = "--rollout" in flags
+    if rollout:
+        check_controller(everything)
+    else:
+        check(not [d for d in everything if is_controller(d)], "controller objects without --rollout")
+        for kind in RBAC:
+            check(not by_kind(everything, kind), f"{kind} found: the webhook needs no API permissions")
+    docs = [d for d in everything if not is_controller(d) and d.get("kind") not in RBAC]
     check(one(docs, "ServiceAccount").get("automountServiceAccountToken") is False,
           "ServiceAccount must not automount its token")
     check_pod(one(docs, "Deployment"))
@@ -147,7 +202,8 @@ def main(overlay, path):
         "overlays/self-managed": lambda: bool(ca) and by_kind(docs, "Secret"),
     }
     check(expected[overlay](), f"{overlay}: the serving certificate / caBundle wiring is missing")
-    print(f"ok   {overlay}: policy checks passed (incl. {MATCH_CASES} matchConditions cases)")
+    extra = " with the rollout controller" if rollout else ""
+    print(f"ok   {overlay}{extra}: policy checks passed (incl. {MATCH_CASES} matchConditions cases)")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@
 pub mod certs;
 pub mod cli;
 pub mod contract;
+pub mod controller;
 pub mod excerpt;
 pub mod inject;
 pub mod s3;

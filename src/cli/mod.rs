@@ -7,6 +7,7 @@
 //! and maps its result to an exit code.
 
 mod certs;
+mod controller;
 mod inject;
 mod sync;
 pub use sync::{SummaryFormat, SyncArgs};
@@ -41,6 +42,8 @@ pub enum Command {
     Inject(inject::InjectArgs),
     /// Generate a CA and a serving certificate for the webhook Service.
     Certs(certs::CertsArgs),
+    /// Roll StatefulSets that opted in with s3-seed.io/rollout when their source changes.
+    Controller(controller::ControllerArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -82,6 +85,7 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Sync(args) => sync::run(args).await,
         Command::Inject(args) => report(inject::run(args)),
         Command::Certs(args) => report(certs::run(args)),
+        Command::Controller(args) => report(controller::run(args).await),
     }
 }
 

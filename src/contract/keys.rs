@@ -11,7 +11,9 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::{AnnotationError, CONNECTION_KEYS, INPUT_KEYS, PREFIX, SOURCE_KEYS, STATUS};
+use super::{
+    AnnotationError, CONNECTION_KEYS, INPUT_KEYS, PREFIX, SOURCE_KEYS, SOURCE_REVISION, STATUS,
+};
 use crate::excerpt::Excerpt;
 
 /// Longest source name.
@@ -98,7 +100,7 @@ impl Key {
         };
         let base = INPUT_KEYS
             .iter()
-            .chain([&STATUS])
+            .chain([&STATUS, &SOURCE_REVISION])
             .find(|k| &k[PREFIX.len()..] == field)
             .copied();
         let unknown = || AnnotationError::Unknown {

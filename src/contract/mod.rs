@@ -14,6 +14,7 @@
 //! to every named source that does not override them.
 
 mod keys;
+mod rollout;
 mod sources;
 mod values;
 
@@ -23,6 +24,7 @@ use thiserror::Error;
 
 use crate::excerpt::Excerpt;
 pub use keys::{Key, NAME_MAX, NameError, SourceName};
+pub use rollout::Rollout;
 pub use sources::{
     Connection, MAX_SOURCES, Placement, SourceEntry, SourceSpec, check_overlaps, parse_entries,
     render_entries,
@@ -45,6 +47,12 @@ pub const INCLUDE: &str = "s3-seed.io/include";
 pub const EXCLUDE: &str = "s3-seed.io/exclude";
 pub const PRUNE: &str = "s3-seed.io/prune";
 pub const ENABLED: &str = "s3-seed.io/enabled";
+/// `on-change` lets `s3-seed controller` roll the pods when the source changes.
+pub const ROLLOUT: &str = "s3-seed.io/rollout";
+/// Written by the controller: the source revision last seen (on the
+/// StatefulSet) and rolled out (on the pod template). Accepted as input,
+/// never read by the webhook.
+pub const SOURCE_REVISION: &str = "s3-seed.io/source-revision";
 /// Written by the webhook on the StatefulSet; accepted as input, never read.
 pub const STATUS: &str = "s3-seed.io/status";
 /// Written by the webhook on the pod template: a hash of the injection, so a
@@ -52,7 +60,7 @@ pub const STATUS: &str = "s3-seed.io/status";
 pub const CONFIG_HASH: &str = "s3-seed.io/config-hash";
 
 /// The keys a developer may write, in documentation order.
-pub const INPUT_KEYS: [&str; 11] = [
+pub const INPUT_KEYS: [&str; 12] = [
     SOURCE,
     VOLUME,
     SUB_PATH,
@@ -64,6 +72,7 @@ pub const INPUT_KEYS: [&str; 11] = [
     EXCLUDE,
     PRUNE,
     ENABLED,
+    ROLLOUT,
 ];
 
 /// Keys that describe one source; with a `.NAME` suffix, a named one.
@@ -189,6 +198,7 @@ impl SeedSpec {
             let spec = source_spec(&get, name.as_ref())?;
             sources.insert(name, spec);
         }
+        Rollout::from_annotations(annotations)?;
         Ok(Some(Self {
             sources,
             connection: connection(&get, None)?,

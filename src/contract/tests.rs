@@ -46,6 +46,8 @@ fn full_spec_parses() {
         (EXCLUDE, "*.tmp"),
         (PRUNE, "false"),
         (STATUS, "injected"),
+        (ROLLOUT, "on-change"),
+        (SOURCE_REVISION, "0123456789abcdef"),
         ("kubernetes.io/change-cause", "ignored"),
     ]))
     .unwrap()
@@ -80,6 +82,7 @@ fn bad_values_name_their_annotation() {
         (INCLUDE, "[unclosed"),
         (PRUNE, "1"),
         (ENABLED, "maybe"),
+        (ROLLOUT, "always"),
     ];
     for (key, value) in cases {
         let mut a = ann(&[(SOURCE, "s3://bucket/p/")]);
@@ -97,6 +100,7 @@ fn unknown_keys_suggest_the_closest() {
         ("s3-seed.io/sorce", Some(SOURCE)),
         ("s3-seed.io/subpath", Some(SUB_PATH)),
         ("s3-seed.io/credential-secret", Some(CREDENTIALS_SECRET)),
+        ("s3-seed.io/rolout", Some(ROLLOUT)),
         ("s3-seed.io/image", None),
         ("s3-seed.io/zzzzzzzzzzzzzzzzzz", None),
         // with a suffix, the suggestion keeps it

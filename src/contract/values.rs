@@ -33,6 +33,8 @@ pub enum ValueError {
     Endpoint(Excerpt, &'static str),
     #[error("{0} is not a boolean: use \"true\" or \"false\"")]
     Bool(Excerpt),
+    #[error("{0} is not a rollout mode: use \"on-change\" or \"off\"")]
+    Rollout(Excerpt),
     #[error("glob pattern {0} is not valid: {1}")]
     Glob(Excerpt, String),
 }

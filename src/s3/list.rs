@@ -75,6 +75,16 @@ impl VersionToken {
             change,
         })
     }
+
+    /// A text form that is equal exactly when the tokens are, and the same
+    /// in every process and release (a source revision is a hash of it).
+    pub fn canonical(&self) -> String {
+        let change = match &self.change {
+            Change::ETag(etag) => format!("etag {etag}"),
+            Change::LastModified(secs) => format!("mtime {secs}"),
+        };
+        format!("{}:{} {} {change}", self.key.len(), self.key, self.size)
+    }
 }
 
 /// List every key under `prefix` of `bucket` (one ListObjectsV2 per 1,000

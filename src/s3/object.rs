@@ -1,7 +1,8 @@
 //! Requests about one object that are not downloads: HEAD (which pins a
 //! version and says what can be verified) and GetObjectAttributes (the parts
-//! of a multipart upload with their CRCs). Answers are returned as S3 sent
-//! them; deciding what they mean for verification is the caller's job.
+//! of a multipart upload: sizes, and CRCs when the upload had them). Answers
+//! are returned as S3 sent them; deciding what they mean for verification is
+//! the caller's job.
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{ChecksumMode, ObjectAttributes};
@@ -88,6 +89,8 @@ pub async fn object_parts(
             .key(key)
             .object_attributes(ObjectAttributes::ObjectParts)
             .object_attributes(ObjectAttributes::Checksum)
+            // S3 and MinIO send the ETag only when asked for it.
+            .object_attributes(ObjectAttributes::Etag)
             .max_parts(1000)
             .set_part_number_marker(marker.clone());
         let page = with_retry(retry, key, || req.clone().send()).await?;

@@ -26,6 +26,7 @@ pub mod error;
 pub mod journal;
 pub mod keys;
 pub mod lock;
+pub mod mpu;
 pub mod parts;
 pub mod plan;
 mod progress;

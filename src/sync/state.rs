@@ -40,7 +40,8 @@ pub struct Entry {
     pub last_modified: Option<i64>,
     /// The installed file's mtime, nanoseconds since the epoch.
     pub mtime_ns: i64,
-    /// How the content was verified (`crc64nvme`, `crc32c`, `crc32`, `md5`),
+    /// How the content was verified (`crc64nvme`, `crc32c`, `crc32`, `md5`,
+    /// `crc32-composite`, `crc32c-composite`, `md5-of-parts`),
     /// or `None` when S3 offered nothing to verify against.
     pub verified: Option<String>,
 }

@@ -139,7 +139,7 @@ pub fn expected(offered: Offered<'_>) -> Expected {
 }
 
 /// The MD5 in a single-part upload's ETag (`"32 hex digits"`).
-fn md5_etag(etag: &str) -> Option<[u8; 16]> {
+pub(super) fn md5_etag(etag: &str) -> Option<[u8; 16]> {
     let hex = etag.trim_matches('"');
     if hex.len() != 32 {
         return None;
@@ -179,6 +179,14 @@ impl Hasher {
     pub fn crc(&self) -> Option<u64> {
         match self {
             Self::Crc(_, d) => Some(d.finalize()),
+            _ => None,
+        }
+    }
+
+    /// The MD5 so far (of one upload part); `None` for other hashers.
+    pub fn md5(&self) -> Option<[u8; 16]> {
+        match self {
+            Self::Md5(h) => Some(h.clone().finalize().into()),
             _ => None,
         }
     }

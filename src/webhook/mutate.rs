@@ -36,7 +36,8 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::contract::{
-    AnnotationError, CONFIG_HASH, Key, Placement, STATUS, SeedSpec, VOLUME, check_overlaps,
+    AnnotationError, CONFIG_HASH, Key, Placement, SOURCE_REVISION, STATUS, SeedSpec, VOLUME,
+    check_overlaps,
 };
 use crate::excerpt::Excerpt;
 
@@ -223,6 +224,14 @@ fn inject(
     let container = build_container(spec, volumes, cfg);
     let hash = config_hash(&container);
     let mut desired = object.clone();
+    // A new configuration rolls the pods by itself (its hash is on the
+    // template), so the controller's record of the source is reset with it:
+    // the controller then records the revision it sees next instead of
+    // rolling the pods a second time.
+    let pointer = "/spec/template/metadata/annotations/s3-seed.io~1config-hash";
+    if object.pointer(pointer).and_then(Value::as_str) != Some(hash.as_str()) {
+        remove_key(&mut desired, &["metadata", "annotations"], SOURCE_REVISION);
+    }
     map_at(&mut desired, &["metadata", "annotations"])
         .insert(STATUS.to_owned(), STATUS_INJECTED.into());
     map_at(
@@ -237,16 +246,18 @@ fn inject(
     (Action::Injected { config_hash: hash }, desired)
 }
 
-/// The desired object without the init container and the markers. Maps and
-/// arrays left empty are dropped, as the API server would store them.
+/// The desired object without the init container and the markers (the
+/// controller's source revisions included). Maps and arrays left empty are
+/// dropped, as the API server would store them.
 fn remove(object: &Value) -> Value {
     let mut desired = object.clone();
-    remove_key(&mut desired, &["metadata", "annotations"], STATUS);
-    remove_key(
-        &mut desired,
-        &["spec", "template", "metadata", "annotations"],
-        CONFIG_HASH,
-    );
+    let template = ["spec", "template", "metadata", "annotations"];
+    for key in [STATUS, SOURCE_REVISION] {
+        remove_key(&mut desired, &["metadata", "annotations"], key);
+    }
+    for key in [CONFIG_HASH, SOURCE_REVISION] {
+        remove_key(&mut desired, &template, key);
+    }
     let pod = map_at(&mut desired, &["spec", "template", "spec"]);
     let init = take_init_containers(pod);
     if !init.is_empty() {

@@ -201,3 +201,37 @@ pub fn skip(why: &str) {
     );
     eprintln!("SKIPPED: {why}");
 }
+
+/// (first, last) byte of every ranged GetObject `s3` saw, sorted.
+pub fn ranges_seen(s3: &S3Server) -> Vec<(u64, u64)> {
+    let mut seen: Vec<(u64, u64)> = s3
+        .requests()
+        .iter()
+        .filter(|r| r.op == "GetObject")
+        .filter_map(|r| r.range.as_deref()?.strip_prefix("bytes="))
+        .map(|r| {
+            let (a, b) = r.split_once('-').expect("ranges are first-last");
+            (a.parse().unwrap(), b.parse().unwrap())
+        })
+        .collect();
+    seen.sort_unstable();
+    seen
+}
+
+/// The resume record (`.part.json`) under `target`. The last checkpoint of
+/// a failed run runs on a blocking thread that may outlive the run by a
+/// moment: wait up to 5 s for it.
+pub async fn resume_record(target: &Path) -> serde_json::Value {
+    for _ in 0..100 {
+        let dir = std::fs::read_dir(target.join(".s3-seed/tmp")).unwrap();
+        let record = dir
+            .flatten()
+            .find(|e| e.file_name().to_string_lossy().ends_with(".part.json"));
+        if let Some(record) = record {
+            let bytes = std::fs::read(record.path()).unwrap();
+            return serde_json::from_slice(&bytes).unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no resume record in {}", target.display());
+}

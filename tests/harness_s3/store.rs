@@ -250,6 +250,7 @@ async fn reported_composite_serves_part_checksums_through_get_object_attributes(
             .get_object_attributes()
             .bucket(s3.bucket())
             .key("k")
+            .object_attributes(ObjectAttributes::Etag)
             .object_attributes(ObjectAttributes::ObjectParts)
             .object_attributes(ObjectAttributes::Checksum)
             .max_parts(1000)

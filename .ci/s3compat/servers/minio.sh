@@ -6,13 +6,9 @@ SERVER_ABOUT="MinIO $MINIO_VERSION (AGPL-3.0, run unmodified as a separate proce
 
 # How many of the aws CLI's multipart objects (its defaults: 8 MiB parts, a
 # composite CRC32) s3-seed must count as verified. MinIO lists every part
-# with its CRC, but s3-seed asks GetObjectAttributes for ObjectParts and
-# Checksum only and then requires the answer's ETag, which MinIO (like S3)
-# sends only when asked for: "ETag None is not the listed one", so 0 today.
-# 1 once s3-seed also asks for the ETag attribute (tried on a copy of src/:
-# the cold sync then verifies all 1,006), or with MD5-of-parts verification
-# (issue 11, part 1).
-MULTIPART_VERIFIED=0
+# with its CRC in GetObjectAttributes (and its ETag, now that s3-seed asks
+# for that attribute too): the parts and the composite CRC32 are checked, 1.
+MULTIPART_VERIFIED=1
 
 # What the probe finds (scenario.py; the README's table says the same).
 PART_CHECKSUMS="

@@ -4,10 +4,10 @@ SERVER_ABOUT="moto_server (PyPI moto[server] >= 5)"
 # How many of the aws CLI's multipart objects (its defaults: 8 MiB parts, a
 # composite CRC32) s3-seed must count as verified. moto reports the CRC of the
 # part CRCs but lists no ObjectParts (and its GetObjectAttributes answer has an
-# ISO 8601 Last-Modified header that the Rust SDK refuses), so s3-seed has
-# nothing to check the parts against: 0. MD5-of-parts verification (issue 11,
-# part 1) makes it 1: HEAD ?partNumber=1 confirms the part size.
-MULTIPART_VERIFIED=0
+# ISO 8601 Last-Modified header that the Rust SDK refuses), so the composite
+# CRC cannot be checked; the multipart ETag can: 8 MiB parts, inferred from
+# the size, reproduce it (MD5 of the part MD5s), 1.
+MULTIPART_VERIFIED=1
 
 # What the probe finds (scenario.py; the README's table says the same).
 # Without its optional crc32c and awscrt packages, moto stores a CRC32 under

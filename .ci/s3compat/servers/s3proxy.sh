@@ -6,11 +6,10 @@ SERVER_ABOUT="S3Proxy $S3PROXY_VERSION (jclouds filesystem backend)"
 # How many of the aws CLI's multipart objects (its defaults: 8 MiB parts, a
 # composite CRC32) s3-seed must count as verified. S3Proxy answers
 # GetObjectAttributes with 501 when asked for x-amz-max-parts (and lists no
-# ObjectParts without it), and HEAD ?partNumber=1 with 501: 0 today. With
-# MD5-of-parts verification (issue 11, part 1) the part size can only be
-# inferred (8 MiB gives exactly N parts), which is proof once the MD5 of the
-# part MD5s matches the ETag: then 1.
-MULTIPART_VERIFIED=0
+# ObjectParts without it), so the composite CRC cannot be checked; the
+# multipart ETag can: 8 MiB parts, inferred from the size, reproduce it (MD5
+# of the part MD5s), 1.
+MULTIPART_VERIFIED=1
 
 # What the probe finds (scenario.py; the README's table says the same).
 # S3Proxy keeps a composite value for CRC64NVME too (S3 has only FULL_OBJECT).

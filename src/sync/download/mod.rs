@@ -86,7 +86,7 @@ pub struct Version {
 pub struct Fetched {
     pub tmp: String,
     pub verified: Option<&'static str>,
-    pub unverified_because: Option<&'static str>,
+    pub unverified_because: Option<String>,
     /// Resume record to delete once installed.
     pub resume: Option<String>,
 }
@@ -238,7 +238,7 @@ async fn install(
         return Err(vanished(ctx.target.display(job.rel.as_str())));
     };
     if let Some(why) = fetched.unverified_because {
-        tracing::warn!(reason = why, "installed without verification");
+        tracing::warn!(reason = %why, "installed without verification");
     }
     ctx.progress.file_done();
     entry.mtime_ns = mtime_ns;
@@ -252,9 +252,9 @@ fn vanished(path: std::path::PathBuf) -> SyncError {
     }
 }
 
-pub fn unverified_reason(expected: &Expected) -> Option<&'static str> {
+pub fn unverified_reason(expected: &Expected) -> Option<String> {
     match expected {
-        Expected::Nothing(why) => Some(why),
+        Expected::Nothing(why) => Some((*why).to_owned()),
         _ => None,
     }
 }

@@ -9,7 +9,13 @@
 //! (MD5 cannot be combined). With only a composite CRC, GetObjectAttributes
 //! gives the upload's parts and the ranges are cut at their boundaries, so
 //! every part's CRC and the composite value can be checked
-//! ([`crate::sync::parts`]); without it the object stays unverified.
+//! ([`crate::sync::parts`]). With no checksum at all but a multipart MD5
+//! ETag, the ranges are the upload parts (listed by GetObjectAttributes, else
+//! inferred from the size, [`crate::sync::mpu`]), each MD5-hashed as it is
+//! written, and the MD5 of the MD5s is compared with the ETag; a mismatch
+//! with inferred parts leaves the object unverified rather than failing.
+//! GetObjectAttributes is asked only when the HEAD offers no full-object
+//! check. Without any of these the object stays unverified.
 //! Progress is checkpointed at most once a second: `fdatasync` of the file,
 //! then the resume record. The part file is this run's alone (a fresh
 //! `O_EXCL` name, or a dead run's file taken over by rename under the target
@@ -31,9 +37,9 @@ use super::{Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_stem, unveri
 use crate::s3::{self, S3Error};
 use crate::sync::error::SyncError;
 use crate::sync::keys::RelPath;
-use crate::sync::parts;
 use crate::sync::target::Target;
 use crate::sync::verify::{CrcKind, Expected, Offered, check_crc, expected};
+use crate::sync::{mpu, parts};
 
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
@@ -65,19 +71,47 @@ pub async fn fetch(
         Err(e) => return Err(Fetch::Failed(SyncError::s3(e, &ctx.uri, key))),
     };
     let (head_expected, composite) = offered_checks(&head);
-    let upload = upload_parts(ctx, key, version, composite).await;
+    let multipart = matches!(head_expected, Expected::Nothing(_))
+        .then(|| head.etag.as_deref().and_then(mpu::parse))
+        .flatten();
+    let listed = match (composite, multipart) {
+        (None, None) => Err("not asked".to_owned()),
+        _ => listed_parts(ctx, key, version).await,
+    };
+    let upload = composite.and_then(|offer| composite_parts(offer, version.size, &listed));
+    let plan = match multipart.filter(|_| upload.is_none()) {
+        Some(etag) => md5_plan(etag, version.size, &listed),
+        None => Err(unverified_reason(&head_expected).unwrap_or_default()),
+    };
     let checksum = match (head_expected, &upload) {
         (Expected::Nothing(_), Some((offer, _))) => Expected::Crc(offer.kind, offer.value),
         _ => head_expected,
     };
     let stem = temp_stem(rel);
-    let want = new_record(ctx, key, version, checksum, upload.as_ref());
+    let want = new_record(
+        ctx,
+        key,
+        version,
+        checksum,
+        upload.as_ref(),
+        plan.as_ref().ok(),
+    );
     let (file, tmp, record) = open(ctx, &stem, want, version.etag.is_some()).await?;
     let record = fetch_parts(ctx, key, version, &stem, file.clone(), record).await?;
-    let checked = verify(ctx, &file, &record, &head_expected, upload.as_ref()).await;
-    let verified = match checked? {
-        Ok(v) => v,
-        Err(reason) => {
+    let checks = Checks {
+        expected: &head_expected,
+        upload: upload.as_ref(),
+        plan: plan.as_ref().ok(),
+    };
+    let checked = verify(ctx, &file, &record, &checks).await?;
+    let (verified, unverified_because) = match (checked, &plan) {
+        (Ok(Some(v)), _) => (Some(v), None),
+        (Ok(None), Err(why)) if upload.is_none() => (None, Some(why.clone())),
+        (Ok(None), _) => (None, None),
+        (Err(reason), Ok((_, layout))) if !layout.confirmed => {
+            (None, Some(mpu::guessed(layout, &reason)))
+        }
+        (Err(reason), _) => {
             ctx.target.remove_temp(&tmp);
             ctx.target.remove_temp(&Record::name(&stem));
             return Err(Fetch::Mismatch(reason));
@@ -88,11 +122,29 @@ pub async fn fetch(
         resume: Some(Record::name(&stem)),
         tmp,
         verified,
-        unverified_because: upload
-            .is_none()
-            .then(|| unverified_reason(&head_expected))
-            .flatten(),
+        unverified_because,
     })
+}
+
+/// A multipart ETag and the layout to check it against.
+type Plan = (mpu::Etag, mpu::Layout);
+
+/// What the finished file is checked against (see [`verify`]).
+struct Checks<'a> {
+    expected: &'a Expected,
+    upload: Option<&'a Upload>,
+    plan: Option<&'a Plan>,
+}
+
+/// The part layout for a multipart ETag (logged), or why there is none.
+fn md5_plan(etag: mpu::Etag, size: u64, listed: &Listed) -> Result<Plan, String> {
+    let sizes = listed.clone().map(|parts| {
+        let size = |p: &s3::ObjectPart| p.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+        parts.iter().map(size).collect()
+    });
+    let layout = mpu::layout(size, etag.parts, sizes)?;
+    tracing::info!(parts = etag.parts, how = %layout.how, "checking the multipart ETag part by part");
+    Ok((etag, layout))
 }
 
 /// What a HEAD lets us check: the strongest whole-object check, and a
@@ -106,25 +158,35 @@ fn offered_checks(head: &s3::Head) -> (Expected, Option<parts::Offer>) {
     (expected, composite)
 }
 
-/// The resume record a fresh download of this version starts from.
+/// The resume record a fresh download of this version starts from: ranges
+/// never cross an upload part when its CRCs are checked, and are exactly the
+/// upload parts when the multipart ETag is.
 fn new_record(
     ctx: &Ctx,
     key: &str,
     version: &Version,
     checksum: Expected,
     upload: Option<&Upload>,
+    plan: Option<&Plan>,
 ) -> Record {
+    let (part_size, upload_parts) = match (upload, plan) {
+        (Some((_, p)), _) => (ctx.part_size, p.iter().map(|p| p.size).collect()),
+        (None, Some((_, l))) => (l.parts.iter().copied().max().unwrap_or(1), l.parts.clone()),
+        (None, None) => (ctx.part_size, Vec::new()),
+    };
     Record {
         key: key.to_owned(),
         etag: version.etag.clone().unwrap_or_default(),
         size: version.size,
-        part_size: ctx.part_size,
+        part_size,
         crc: match checksum {
             Expected::Crc(kind, _) => Some(kind),
             _ => None,
         },
-        upload_parts: upload.map_or_else(Vec::new, |(_, p)| p.iter().map(|p| p.size).collect()),
+        upload_parts,
+        md5: upload.is_none() && plan.is_some(),
         done: Default::default(),
+        md5s: Default::default(),
         file: String::new(),
     }
 }
@@ -132,22 +194,25 @@ fn new_record(
 /// A composite CRC and the upload parts it covers.
 type Upload = (parts::Offer, Vec<parts::Part>);
 
-/// The upload's parts when the HEAD offered only a composite CRC and
-/// GetObjectAttributes lists them usably; `None` (logged) otherwise.
-async fn upload_parts(
-    ctx: &Ctx,
-    key: &str,
-    version: &Version,
-    offer: Option<parts::Offer>,
-) -> Option<Upload> {
-    let offer = offer?;
+/// What GetObjectAttributes listed, or why nothing.
+type Listed = Result<Vec<s3::ObjectPart>, String>;
+
+/// The upload's parts from GetObjectAttributes (one page per 1,000 parts),
+/// asked only when the HEAD offered no full-object check.
+async fn listed_parts(ctx: &Ctx, key: &str, version: &Version) -> Listed {
     let etag = version.etag.as_deref();
     let listed = s3::object_parts(&ctx.client, &ctx.bucket, key, etag, &ctx.retry).await;
-    let listed = listed.map_err(|e| e.to_string()).map(|parts| {
+    listed.map_err(|e| e.to_string())
+}
+
+/// The upload's parts with their CRCs when the HEAD offered only a composite
+/// CRC and GetObjectAttributes listed them usably; `None` (logged) otherwise.
+fn composite_parts(offer: parts::Offer, size: u64, listed: &Listed) -> Option<Upload> {
+    let listed = listed.clone().map(|parts| {
         let listed = |p| parts::ListedPart::of(p, offer.kind);
         parts.into_iter().map(listed).collect::<Vec<_>>()
     });
-    match listed.and_then(|l| parts::layout(&offer, version.size, &l)) {
+    match listed.and_then(|l| parts::layout(&offer, size, &l)) {
         Ok(parts) => Some((offer, parts)),
         Err(reason) => {
             tracing::info!(%reason, "no usable per-part checksums (GetObjectAttributes)");
@@ -296,8 +361,13 @@ async fn fetch_parts(
         .zip(ranges)
         .filter(|(i, _)| !record.done.contains_key(i))
         .collect();
-    // Every range is hashed (for the record), with the object's CRC if it has one.
-    let per_range = Expected::Crc(record.check_kind(), 0);
+    // Every range is hashed (for the record), with the object's CRC if it
+    // has one, or with MD5 when the ranges are the parts of a multipart ETag.
+    let per_range = if record.md5 {
+        Expected::Md5([0; 16])
+    } else {
+        Expected::Crc(record.check_kind(), 0)
+    };
     let tracker = Arc::new(Mutex::new(Tracker {
         record,
         last: Instant::now(),
@@ -319,8 +389,7 @@ async fn fetch_parts(
                     get_into(&ctx, &key, &version, span, &file, Some(per_range)).await?;
                 lock(&tracker)
                     .record
-                    .done
-                    .insert(i, hasher.crc().unwrap_or(0));
+                    .mark_done(i, hasher.crc(), hasher.md5());
                 checkpoint(&ctx, &stem, &file, &tracker)
                     .await
                     .map_err(Fetch::Failed)
@@ -379,18 +448,29 @@ async fn checkpoint(
 }
 
 /// Check the finished file against what S3 offered: the upload parts and
-/// composite CRC when listed, else `expected`.
+/// composite CRC when listed, else the multipart ETag from the part MD5s,
+/// else `expected`.
 async fn verify(
     ctx: &Arc<Ctx>,
     file: &Arc<File>,
     record: &Record,
-    expected: &Expected,
-    upload: Option<&Upload>,
+    checks: &Checks<'_>,
 ) -> Result<Result<Option<&'static str>, String>, SyncError> {
-    if let Some((offer, parts)) = upload {
+    if let Some((offer, parts)) = checks.upload {
         return Ok(composite_check(offer, parts, record));
     }
-    match *expected {
+    if let Some((etag, _)) = checks.plan {
+        let md5s: Option<Vec<[u8; 16]>> = (0..record.parts())
+            .map(|i| record.md5s.get(&i).copied())
+            .collect();
+        let Some(md5s) = md5s else {
+            return Ok(Err(
+                "a part MD5 is missing from the download record".to_owned()
+            ));
+        };
+        return Ok(mpu::check(etag, &md5s).map(Some));
+    }
+    match *checks.expected {
         Expected::Crc(kind, want) => Ok(check_crc(kind, combined(kind, record), want)),
         Expected::Md5(want) => {
             let (file, path) = (Arc::clone(file), ctx.target.path().to_owned());

@@ -11,11 +11,18 @@
 //! the rerun, holding the target lock, takes the part file over under a name
 //! of its own, then reads every recorded part back from disk and keeps only
 //! those whose CRC still matches ([`Record::recheck`]).
+//!
+//! A download checked against a multipart ETag ([`crate::sync::mpu`]) has
+//! one range per upload part and keeps, instead of a CRC, the first 8 bytes
+//! of each part's MD5; the recheck re-reads such a part from disk, hashes it
+//! with MD5 and keeps its full MD5 (in memory) when the 8 bytes still match,
+//! so a resumed download is checked as a fresh one is.
 
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 
+use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
 use crate::sync::parts;
@@ -34,8 +41,15 @@ pub struct Record {
     /// checksums), else empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub upload_parts: Vec<u64>,
-    /// Range index → CRC of that part, of the kind [`Record::check_kind`].
+    /// Ranges are upload parts, hashed with MD5 (see the module note).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub md5: bool,
+    /// Range index → CRC of that part, of the kind [`Record::check_kind`]
+    /// (with `md5`, the first 8 bytes of its MD5).
     pub done: BTreeMap<u64, u64>,
+    /// Range index → MD5 of that part, when `md5` (never written to disk).
+    #[serde(skip)]
+    pub md5s: BTreeMap<u64, [u8; 16]>,
     /// The part file in `.s3-seed/tmp/` this record describes.
     #[serde(default)]
     pub file: String,
@@ -70,6 +84,7 @@ impl Record {
             && rec.part_size == want.part_size
             && rec.crc == want.crc
             && rec.upload_parts == want.upload_parts
+            && rec.md5 == want.md5
             && rec.done.keys().all(|i| *i < want.parts())
     }
 
@@ -84,13 +99,41 @@ impl Record {
     /// `buf` is the read buffer (a pooled one, so this counts against the
     /// memory bound).
     pub fn recheck(&mut self, file: &File, buf: &mut [u8]) -> usize {
-        let (ranges, kind) = (self.ranges(), self.check_kind());
+        let hash = if self.md5 {
+            Hash::Md5
+        } else {
+            Hash::Crc(self.check_kind())
+        };
+        let ranges = self.ranges();
         let before = self.done.len();
+        let md5s = &mut self.md5s;
         self.done.retain(|i, crc| {
             let range = usize::try_from(*i).ok().and_then(|i| ranges.get(i));
-            range.is_some_and(|&(start, len)| crc_at(file, start, len, kind, buf) == Some(*crc))
+            let read = range.and_then(|&(start, len)| hash_at(file, start, len, hash, buf));
+            match read {
+                Some((got, md5)) if got == *crc => {
+                    if let Some(md5) = md5 {
+                        md5s.insert(*i, md5);
+                    }
+                    true
+                }
+                _ => false,
+            }
         });
         before - self.done.len()
+    }
+
+    /// Note range `i` as on disk, with its CRC or (for an `md5` record) MD5.
+    pub fn mark_done(&mut self, i: u64, crc: Option<u64>, md5: Option<[u8; 16]>) {
+        match md5.filter(|_| self.md5) {
+            Some(md5) => {
+                self.done.insert(i, md5_key(&md5));
+                self.md5s.insert(i, md5);
+            }
+            None => {
+                self.done.insert(i, crc.unwrap_or(0));
+            }
+        }
     }
 
     /// Bytes already on disk for this key/ETag/size, whatever the part size
@@ -123,10 +166,35 @@ impl Record {
     }
 }
 
-/// The CRC of `len` bytes of `file` at `start`, read through `buf`; `None`
+/// What a recheck hashes a recorded range with.
+#[derive(Debug, Clone, Copy)]
+enum Hash {
+    Crc(CrcKind),
+    Md5,
+}
+
+/// The first 8 bytes of an MD5, as recorded in `done`.
+fn md5_key(md5: &[u8; 16]) -> u64 {
+    let mut head = [0u8; 8];
+    head.copy_from_slice(&md5[..8]);
+    u64::from_be_bytes(head)
+}
+
+/// The recorded value (CRC, or [`md5_key`]) of `len` bytes of `file` at
+/// `start`, read through `buf`, with the full MD5 for [`Hash::Md5`]; `None`
 /// when they cannot all be read.
-fn crc_at(file: &File, start: u64, len: u64, kind: CrcKind, buf: &mut [u8]) -> Option<u64> {
-    let mut digest = kind.digest();
+fn hash_at(
+    file: &File,
+    start: u64,
+    len: u64,
+    hash: Hash,
+    buf: &mut [u8],
+) -> Option<(u64, Option<[u8; 16]>)> {
+    let mut crc = match hash {
+        Hash::Crc(kind) => Some(kind.digest()),
+        Hash::Md5 => None,
+    };
+    let mut md5 = md5::Md5::default();
     let (mut at, end) = (start, start + len);
     while at < end {
         let want = usize::try_from(end - at).map_or(buf.len(), |left| left.min(buf.len()));
@@ -134,10 +202,19 @@ fn crc_at(file: &File, start: u64, len: u64, kind: CrcKind, buf: &mut [u8]) -> O
         if n == 0 {
             return None;
         }
-        digest.update(&buf[..n]);
+        match crc.as_mut() {
+            Some(d) => d.update(&buf[..n]),
+            None => md5.update(&buf[..n]),
+        }
         at += n as u64;
     }
-    Some(digest.finalize())
+    Some(match crc {
+        Some(d) => (d.finalize(), None),
+        None => {
+            let md5: [u8; 16] = md5.finalize().into();
+            (md5_key(&md5), Some(md5))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -153,7 +230,9 @@ mod tests {
             part_size: 4,
             crc: None,
             upload_parts: vec![],
+            md5: false,
             done: [(0, 0), (2, 0)].into(),
+            md5s: BTreeMap::new(),
             file: String::new(),
         };
         assert_eq!(rec.parts(), 3);
@@ -178,7 +257,9 @@ mod tests {
             part_size: 4,
             crc: Some(CrcKind::Crc32),
             upload_parts: vec![],
+            md5: false,
             done: [(1, 7)].into(),
+            md5s: BTreeMap::new(),
             file: "x.0123.part".into(),
         };
         target
@@ -207,6 +288,10 @@ mod tests {
             },
             Record {
                 upload_parts: vec![6, 4],
+                ..rec.clone()
+            },
+            Record {
+                md5: true,
                 ..rec.clone()
             },
         ] {
@@ -242,7 +327,9 @@ mod tests {
                 part_size: 10,
                 crc: kind,
                 upload_parts: vec![],
+                md5: false,
                 done: BTreeMap::new(),
+                md5s: BTreeMap::new(),
                 file: String::new(),
             };
             let k = probe.check_kind();
@@ -264,5 +351,42 @@ mod tests {
             assert_eq!(rec.done.keys().copied().collect::<Vec<_>>(), [0, 3]);
             file.write_all_at(&body[20..30], 20).unwrap();
         }
+    }
+
+    #[test]
+    fn recheck_of_an_md5_record_rehashes_parts_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let body: Vec<u8> = (0..30u8).collect();
+        std::fs::write(&path, &body).unwrap();
+        let file = File::options().read(true).write(true).open(&path).unwrap();
+        let md5 = |r: std::ops::Range<usize>| <[u8; 16]>::from(md5::Md5::digest(&body[r]));
+        let mut rec = Record {
+            key: "k".into(),
+            etag: "e".into(),
+            size: 30,
+            part_size: 10,
+            crc: None,
+            upload_parts: vec![10, 10, 10],
+            md5: true,
+            done: BTreeMap::new(),
+            md5s: BTreeMap::new(),
+            file: String::new(),
+        };
+        for (i, r) in [(0, 0..10), (1, 10..20), (2, 20..30)] {
+            rec.mark_done(i, Some(99), Some(md5(r)));
+        }
+        let json = rec.to_json();
+        assert!(
+            !String::from_utf8_lossy(&json).contains("md5s"),
+            "MD5s stay in memory"
+        );
+        let mut read: Record = serde_json::from_slice(&json).unwrap();
+        assert!(read.md5 && read.md5s.is_empty());
+        file.write_all_at(&[0; 3], 12).unwrap(); // part 1 changed on disk
+        let mut buf = [0u8; 4];
+        assert_eq!(read.recheck(&file, &mut buf), 1);
+        assert_eq!(read.done.keys().copied().collect::<Vec<_>>(), [0, 2]);
+        assert_eq!(read.md5s, [(0, md5(0..10)), (2, md5(20..30))].into());
     }
 }

@@ -19,6 +19,7 @@
 //! [`cert_manager`] with cert-manager running and issuing them.
 
 pub mod cert_manager;
+pub mod controller;
 pub mod kubectl;
 pub mod webhook;
 

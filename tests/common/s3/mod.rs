@@ -36,7 +36,8 @@
 //!   algorithm) from HeadObject so listings look like real S3's.
 //! - GetObjectAttributes is not implemented (the `s3s::S3` default: 501
 //!   NotImplemented); [`store`] answers it for keys armed with
-//!   [`S3Server::report_composite`], two parts a page.
+//!   [`S3Server::report_composite`] or [`S3Server::list_parts`] (sizes only),
+//!   two parts a page, with only the attributes asked for.
 //! - GetObject and HeadObject ignore `If-Match` / `If-None-Match`; [`store`]
 //!   answers a mismatching `If-Match` with 412 PreconditionFailed, ranged or not.
 //! - ETags are the ones recorded at upload (no hashing on HEAD or LIST), as
@@ -129,10 +130,12 @@ pub struct Seen {
 /// A checksum the store reports for a key in place of what s3s-fs stored.
 #[derive(Debug, Clone)]
 pub(crate) struct Reported {
-    crc32: String,
+    /// `None`: the upload's checksums stay what s3s-fs stored (none for a
+    /// multipart upload); only the parts are listed.
+    crc32: Option<String>,
     checksum_type: Option<String>,
     /// (size, base64 CRC32) of each upload part, served by GetObjectAttributes.
-    parts: Option<Vec<(u64, String)>>,
+    parts: Option<Vec<(u64, Option<String>)>>,
 }
 
 /// State shared by the three layers.
@@ -360,7 +363,7 @@ impl S3Server {
     /// list parts); [`S3Server::report_composite`] plays one that can.
     pub fn report_crc32(&self, key: &str, crc32: &str, checksum_type: Option<&str>) {
         let reported = Reported {
-            crc32: crc32.to_owned(),
+            crc32: Some(crc32.to_owned()),
             checksum_type: checksum_type.map(str::to_owned),
             parts: None,
         };

@@ -87,12 +87,37 @@ impl S3Server {
             Marking::Moto => (composite, None),
         };
         let reported = Reported {
-            crc32,
+            crc32: Some(crc32),
             checksum_type: checksum_type.map(str::to_owned),
-            parts: Some(parts.clone()),
+            parts: Some(
+                parts
+                    .iter()
+                    .map(|(n, crc)| (*n, Some(crc.clone())))
+                    .collect(),
+            ),
         };
         lock(&self.shared.reported).insert(key.to_owned(), reported);
         parts.into_iter().map(|(_, crc)| crc).collect()
+    }
+
+    /// Play a store that lists the parts of `key`'s upload (in parts of
+    /// `part_size` bytes) in GetObjectAttributes, with sizes only: the upload
+    /// carried no checksum, so HeadObject and GetObject are untouched.
+    pub fn list_parts(&self, key: &str, part_size: usize) {
+        let path = self.root().join(BUCKET).join(key);
+        let len = std::fs::metadata(&path)
+            .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+            .len();
+        let step = part_size.max(1) as u64;
+        let parts = (0..len.div_ceil(step))
+            .map(|i| (step.min(len - i * step), None))
+            .collect();
+        let reported = Reported {
+            crc32: None,
+            checksum_type: None,
+            parts: Some(parts),
+        };
+        lock(&self.shared.reported).insert(key.to_owned(), reported);
     }
 
     /// The seeding client. `checksums` selects `WhenSupported`; without it the

@@ -14,9 +14,10 @@
 //!   stored for that key in HeadObject, whole-object GetObject and listings,
 //!   to play a store that reports composite checksums (moto, real S3);
 //! - GetObjectAttributes (which s3s-fs lacks: 501 NotImplemented) answers for
-//!   keys armed with `S3Server::report_composite`, listing their parts
-//!   [`ATTRIBUTE_PAGE`] at a time so that clients must paginate; other keys
-//!   still get 501.
+//!   keys armed with `S3Server::report_composite` or `S3Server::list_parts`,
+//!   listing their parts [`ATTRIBUTE_PAGE`] at a time so that clients must
+//!   paginate, and only the attributes asked for (no ETag unless asked, as
+//!   S3 and MinIO); other keys still get 501.
 //!
 //! Every other operation the harness uses is delegated untouched.
 
@@ -69,13 +70,18 @@ fn check_if_match(condition: Option<&ETagCondition>, current: Option<&ETag>) -> 
 /// a HeadObject or GetObject output (two types with the same fields).
 macro_rules! overlay {
     ($reported:expr, $out:expr) => {
-        if let Some(reported) = $reported {
-            $out.checksum_crc32 = Some(reported.crc32);
+        if let Some(Reported {
+            crc32: Some(crc32),
+            checksum_type,
+            ..
+        }) = $reported
+        {
+            $out.checksum_crc32 = Some(crc32);
             $out.checksum_crc32c = None;
             $out.checksum_crc64nvme = None;
             $out.checksum_sha1 = None;
             $out.checksum_sha256 = None;
-            $out.checksum_type = reported.checksum_type.map(ChecksumType::from);
+            $out.checksum_type = checksum_type.map(ChecksumType::from);
         }
     };
 }
@@ -158,7 +164,7 @@ impl Store {
             .map(|(n, (size, crc))| ObjectPart {
                 part_number: Some(n),
                 size: i64::try_from(*size).ok(),
-                checksum_crc32: Some(crc.clone()),
+                checksum_crc32: crc.clone(),
                 ..ObjectPart::default()
             })
             .collect();
@@ -171,16 +177,17 @@ impl Store {
             total_parts_count: i32::try_from(parts.len()).ok(),
             parts: Some(page),
         };
-        let checksum = Checksum {
-            checksum_crc32: Some(reported.crc32),
+        let checksum = reported.crc32.map(|crc32| Checksum {
+            checksum_crc32: Some(crc32),
             checksum_type: reported.checksum_type.map(ChecksumType::from),
             ..Checksum::default()
-        };
+        });
         Ok(S3Response::new(GetObjectAttributesOutput {
-            e_tag: head.e_tag,
+            // As S3 and MinIO: only the attributes asked for.
+            e_tag: head.e_tag.filter(|_| wants(ObjectAttributes::ETAG)),
             object_size: head.content_length,
             last_modified: head.last_modified,
-            checksum: wants(ObjectAttributes::CHECKSUM).then_some(checksum),
+            checksum: checksum.filter(|_| wants(ObjectAttributes::CHECKSUM)),
             object_parts: wants(ObjectAttributes::OBJECT_PARTS).then_some(object_parts),
             ..GetObjectAttributesOutput::default()
         }))

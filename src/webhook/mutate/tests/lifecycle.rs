@@ -128,6 +128,69 @@ fn opting_out_removes_an_earlier_injection() {
     );
 }
 
+/// The controller's UPDATE: only the two `s3-seed.io/source-revision`
+/// annotations change. The webhook admits it with an empty patch, and the
+/// configuration hash stays what it was (the revision is not configuration).
+#[test]
+fn an_update_that_only_bumps_the_source_revision_gets_an_empty_patch() {
+    let injected = checked(
+        &with("statefulset-full", &[(ROLLOUT, Some("on-change"))]),
+        &cfg(),
+    );
+    let hash = "/spec/template/metadata/annotations/s3-seed.io~1config-hash";
+    for revision in ["0123456789abcdef", "fedcba9876543210"] {
+        let object = rolled_out("statefulset-full", revision);
+        let m = checked(&object, &cfg());
+        assert!(m.is_empty(), "{revision}: {:?}", m.patch);
+        assert_eq!(m.action, injected.action, "{revision}");
+        assert_eq!(m.desired.pointer(hash), injected.desired.pointer(hash));
+    }
+}
+
+/// A fixture opted in to rollouts, as the webhook stored it, after the
+/// controller wrote `revision` to both annotations.
+fn rolled_out(fixture: &str, revision: &str) -> Value {
+    let mut object = checked(&with(fixture, &[(ROLLOUT, Some("on-change"))]), &cfg()).desired;
+    for path in [
+        &["metadata", "annotations"][..],
+        &["spec", "template", "metadata", "annotations"][..],
+    ] {
+        map_at(&mut object, path).insert(SOURCE_REVISION.to_owned(), revision.into());
+    }
+    object
+}
+
+/// A change of configuration rolls the pods through the config hash; it
+/// also drops the controller's record, so the controller records the next
+/// revision instead of rolling a second time.
+#[test]
+fn a_new_configuration_resets_the_recorded_revision() {
+    let mut object = rolled_out("statefulset-full", "0123456789abcdef");
+    object["metadata"]["annotations"][SOURCE] = "s3://models/llama/v3/".into();
+    let m = checked(&object, &cfg());
+    let revision = "s3-seed.io~1source-revision";
+    let recorded = format!("/metadata/annotations/{revision}");
+    assert!(m.desired.pointer(&recorded).is_none(), "{:?}", m.patch);
+    let rolled = format!("/spec/template/metadata/annotations/{revision}");
+    assert_eq!(m.desired.pointer(&rolled), object.pointer(&rolled));
+}
+
+#[test]
+fn opting_out_also_clears_the_source_revisions() {
+    let mut object = rolled_out("statefulset-basic", "0123456789abcdef");
+    object["metadata"]["annotations"][ENABLED] = "false".into();
+    let m = checked(&object, &cfg());
+    assert_eq!(m.action, Action::Removed);
+    let revision = "s3-seed.io~1source-revision";
+    for path in [
+        "/metadata/annotations",
+        "/spec/template/metadata/annotations",
+    ] {
+        let pointer = format!("{path}/{revision}");
+        assert!(m.desired.pointer(&pointer).is_none(), "{pointer}");
+    }
+}
+
 #[test]
 fn not_opted_in_is_left_alone() {
     let cases = [

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use crate::contract::{ENABLED, SOURCE, SUB_PATH, VOLUME};
+use crate::contract::{ENABLED, ROLLOUT, SOURCE, SUB_PATH, VOLUME};
 
 pub(crate) fn config_with_image(image: &str) -> InjectConfig {
     InjectConfig {
