@@ -9,11 +9,11 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::s3::{Fault, Rule, S3Server};
 use common::sync::{
-    client, config, data, expect_failure, expect_tree, ranges_seen, resume_record, run_binary,
+    client, config, data, expect_failure, expect_tree, interrupt_after_two_slow_gets, ranges_seen,
+    resume_record, run_binary,
 };
 use s3_seed::sync::{self, SyncError};
 
@@ -45,20 +45,47 @@ fn part_ranges(size: usize, part: usize) -> Vec<(u64, u64)> {
         .collect()
 }
 
+/// 1, 2, 3, 4 and 10,000 parts, listed by the store (on pages of 1,000
+/// as S3 lists them, and once on pages of 2) and, where a common part size
+/// fits, inferred from the size (GetObjectAttributes is 501 on s3s-fs without
+/// a listing): every one is verified by its ETag and fetched one GET per
+/// part, each part exactly once, after one HEAD and the GetObjectAttributes
+/// pages, nothing else. 10,000 parts are of 100 bytes, the last one small
+/// (given the ETag such an upload gets: s3s-fs refuses parts under 5 MiB).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_upload_without_checksums_is_verified_by_its_multipart_etag() {
+async fn uploads_without_checksums_are_verified_by_their_multipart_etag() {
     let s3 = S3Server::start().await;
-    // "listed": the store lists the parts; "inferred": GetObjectAttributes is
-    // 501 (s3s-fs), so the CLI's 8 MiB is inferred from the size and N.
-    for name in ["listed", "inferred"] {
+    // (name, size, part size, parts, parts per GetObjectAttributes page or
+    // none listed)
+    let cases = [
+        ("one-listed", 9 * MIB, 9 * MIB, 1, Some(1000)),
+        ("one-inferred", 9 * MIB, 9 * MIB, 1, None),
+        ("two-listed", AWS_PART + 1, AWS_PART, 2, Some(1000)),
+        ("two-inferred", 2 * AWS_PART, AWS_PART, 2, None),
+        ("three-listed", 2 * AWS_PART + 5, AWS_PART, 3, Some(1000)),
+        ("three-inferred", 2 * AWS_PART + 5, AWS_PART, 3, None),
+        ("four-listed-paged", SIZE, AWS_PART, 4, Some(2)),
+        ("four-inferred", SIZE, AWS_PART, 4, None),
+        ("ten-thousand", 9_999 * 100 + 37, 100, 10_000, Some(1000)),
+    ];
+    for (name, size, part, n, page) in cases {
         let key = format!("{name}/big");
-        let body = upload(&s3, &key, SIZE, AWS_PART, 4).await;
-        if name == "listed" {
-            s3.list_parts(&key, AWS_PART);
+        let body = if n < 10_000 {
+            upload(&s3, &key, size, part, n).await
+        } else {
+            let body = data(n as u64, size);
+            let etag = s3.put_as_multipart(&key, &body, part).await;
+            assert!(etag.ends_with("-10000\""), "{etag}");
+            body
+        };
+        if let Some(page) = page {
+            s3.set_attribute_page(page);
+            s3.list_parts(&key, part);
         }
         s3.reset_counts();
         let target = tempfile::tempdir().unwrap();
-        let cfg = config(&s3, &format!("{name}/"), target.path());
+        let mut cfg = config(&s3, &format!("{name}/"), target.path());
+        cfg.concurrency = 8;
         let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
         assert_eq!((s.verified, s.unverified), (1, 0), "{name}");
         expect_tree(target.path(), &[("big", &body)]);
@@ -67,18 +94,16 @@ async fn an_upload_without_checksums_is_verified_by_its_multipart_etag() {
             "md5-of-parts",
             "{name}"
         );
-        // The ranges are the upload's parts, each exactly once.
-        assert_eq!(ranges_seen(&s3), part_ranges(SIZE, AWS_PART), "{name}");
-        // The cost: the HEAD every ranged download makes, the four ranged
-        // GETs, and GetObjectAttributes (pages of 2 in the harness, of
-        // 1,000 on S3: one request there), nothing else.
         let counts = s3.counts();
-        let pages = if name == "listed" { 2 } else { 1 };
-        assert_eq!(counts.op("HeadObject"), 1, "{name}");
+        let pages = page.map_or(1, |page| n.div_ceil(page) as u64);
+        let gets = n as u64;
+        assert_eq!(ranges_seen(&s3), part_ranges(size, part), "{name}");
+        assert_eq!(counts.op("GetObject"), gets, "{name}");
+        assert_eq!(counts.get_bytes, size as u64, "{name}: each byte once");
+        // One part: the boundary is known, but it is still asked (GetObjectAttributes
+        // is asked whenever the HEAD offers no full-object check).
         assert_eq!(counts.op("GetObjectAttributes"), pages, "{name}");
-        assert_eq!(counts.op("GetObject"), 4, "{name}");
-        assert_eq!(counts.ranged_gets, 4, "{name}");
-        assert_eq!(counts.total(), 1 + 1 + pages + 4, "{name}: {counts:?}");
+        assert_eq!(counts.total(), 1 + 1 + pages + gets, "{name}: {counts:?}");
     }
 }
 
@@ -203,14 +228,7 @@ async fn an_interrupted_download_resumes_and_still_verifies_by_etag() {
     let target = tempfile::tempdir().unwrap();
     let mut cfg = config(&s3, "r/", target.path());
     cfg.concurrency = 2;
-    // Two slow parts (a checkpoint is written after one second), then refusals.
-    let slow = Rule::new(Fault::Latency(Duration::from_millis(1300)));
-    s3.inject(slow.op("GetObject").times(2));
-    let denied = Fault::Error {
-        status: 403,
-        code: "AccessDenied",
-    };
-    s3.inject(Rule::new(denied).op("GetObject").times(u32::MAX));
+    interrupt_after_two_slow_gets(&s3);
     let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     assert!(err.to_string().contains("r/big"), "{err}");
     let record = resume_record(target.path()).await;

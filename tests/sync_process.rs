@@ -71,6 +71,7 @@ async fn killed_mid_download_then_rerun_resumes() {
     let (big, done) = killed_after_parts(&s3, target.path(), 2).await;
 
     s3.clear_faults();
+    s3.settle().await;
     s3.reset_counts();
     let mut cfg = config(&s3, "p/", target.path());
     cfg.concurrency = 2;
@@ -132,6 +133,7 @@ async fn resumed_parts_are_read_back_not_trusted() {
     std::os::unix::fs::FileExt::write_all_at(&file, &[0; 4096], part * PART_SIZE + 100).unwrap();
 
     s3.clear_faults();
+    s3.settle().await;
     s3.reset_counts();
     let mut cfg = config(&s3, "p/", target.path());
     cfg.concurrency = 2;

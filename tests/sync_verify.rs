@@ -10,10 +10,12 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
 
 use common::s3::{Fault, Marking, Rule, S3Server};
-use common::sync::{client, config, data, expect_failure, expect_tree, ranges_seen, resume_record};
+use common::sync::{
+    client, config, data, expect_failure, expect_tree, interrupt_after_two_slow_gets, ranges_seen,
+    resume_record,
+};
 use s3_seed::sync::{self, SyncConfig, SyncError};
 
 /// Upload part size: not a multiple of the sync's 1 MiB ranges.
@@ -144,14 +146,7 @@ async fn an_interrupted_composite_download_resumes_and_verifies() {
     let target = tempfile::tempdir().unwrap();
     let mut cfg = config_1mib(&s3, "p/", target.path());
     cfg.concurrency = 2;
-    // Two slow ranges (a checkpoint is written after one second), then refusals.
-    let slow = Rule::new(Fault::Latency(Duration::from_millis(1300)));
-    s3.inject(slow.op("GetObject").times(2));
-    let denied = Fault::Error {
-        status: 403,
-        code: "AccessDenied",
-    };
-    s3.inject(Rule::new(denied).op("GetObject").times(u32::MAX));
+    interrupt_after_two_slow_gets(&s3);
     let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
     assert!(err.to_string().contains("p/big"), "{err}");
     let record = resume_record(target.path()).await;

@@ -64,6 +64,19 @@ pub fn config(s3: &S3Server, prefix: &str, target: &Path) -> SyncConfig {
     cfg
 }
 
+/// Makes the next ranged download stop midway with a resume record on
+/// disk: two slow GETs (a checkpoint is written after one second), then
+/// every GET refused with 403.
+pub fn interrupt_after_two_slow_gets(s3: &S3Server) {
+    let slow = Rule::new(Fault::Latency(Duration::from_millis(1300)));
+    s3.inject(slow.op("GetObject").times(2));
+    let denied = Fault::Error {
+        status: 403,
+        code: "AccessDenied",
+    };
+    s3.inject(Rule::new(denied).op("GetObject").times(u32::MAX));
+}
+
 /// Delay every GetObject by `delay`, so a run lasts long enough to watch
 /// (or to kill at a chosen moment).
 pub fn slow_gets(s3: &S3Server, delay: Duration) {

@@ -61,7 +61,7 @@ mod tls;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     get_bytes: AtomicU64,
     extra: Mutex<Vec<(String, u64)>>,
     reported: Mutex<BTreeMap<String, Reported>>,
+    /// Parts per GetObjectAttributes page (see [`S3Server::set_attribute_page`]).
+    attribute_page: AtomicUsize,
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not hide counts).
@@ -207,6 +209,7 @@ impl S3Server {
             get_bytes: AtomicU64::new(0),
             extra: Mutex::default(),
             reported: Mutex::default(),
+            attribute_page: AtomicUsize::new(store::ATTRIBUTE_PAGE),
         });
         let mut builder = S3ServiceBuilder::new(store::Store::new(Arc::clone(&shared)));
         builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
@@ -313,6 +316,32 @@ impl S3Server {
     /// Every request seen since start or the last [`Self::reset_counts`], in order.
     pub fn requests(&self) -> Vec<Seen> {
         lock(&self.shared.seen).clone()
+    }
+
+    /// Waits until no GET body bytes have been sent for 200 ms (at most 5 s):
+    /// after a client is killed, the server may still be writing the bodies
+    /// of its dead connections, which would count against the next run.
+    pub async fn settle(&self) {
+        let sent = || self.shared.get_bytes.load(Ordering::SeqCst);
+        let mut last = sent();
+        let mut quiet = 0;
+        for _ in 0..100 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            let now = sent();
+            quiet = if now == last { quiet + 1 } else { 0 };
+            last = now;
+            if quiet == 4 {
+                return;
+            }
+        }
+    }
+
+    /// Parts per GetObjectAttributes page from now on (S3's own is 1,000; the
+    /// default of [`store::ATTRIBUTE_PAGE`] makes clients page).
+    pub fn set_attribute_page(&self, parts: usize) {
+        self.shared
+            .attribute_page
+            .store(parts.max(1), Ordering::SeqCst);
     }
 
     /// Zero the counters and the request log.

@@ -22,6 +22,7 @@
 //! Every other operation the harness uses is delegated untouched.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use http::{Extensions, HeaderMap, Method, Uri};
@@ -86,7 +87,8 @@ macro_rules! overlay {
     };
 }
 
-/// Parts per GetObjectAttributes page, whatever MaxParts asks (S3 allows 1,000).
+/// Parts per GetObjectAttributes page by default, whatever MaxParts asks (S3
+/// allows 1,000); [`super::S3Server::set_attribute_page`] changes it.
 pub(crate) const ATTRIBUTE_PAGE: usize = 2;
 
 impl Store {
@@ -160,7 +162,7 @@ impl Store {
         let page: Vec<ObjectPart> = (1..)
             .zip(&parts)
             .skip(marker)
-            .take(max.clamp(1, ATTRIBUTE_PAGE))
+            .take(max.clamp(1, self.shared.attribute_page.load(Ordering::SeqCst)))
             .map(|(n, (size, crc))| ObjectPart {
                 part_number: Some(n),
                 size: i64::try_from(*size).ok(),
