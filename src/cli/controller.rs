@@ -1,8 +1,7 @@
 //! Flags of `s3-seed controller`. Defaults are the constants of
-//! [`crate::controller::config`]; the `--default-*` flags read the same
-//! environment variables as the webhook's, so one ConfigMap or Deployment
-//! env can feed both and the controller lists sources as the injected sync
-//! reads them.
+//! [`crate::controller::config`]; the `--default-*` flags are the webhook's
+//! own ([`super::defaults`]), so the controller lists sources as the
+//! injected sync reads them.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,10 +9,10 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::contract::{Endpoint, parse_bool, parse_region};
+use super::defaults::DefaultsFlags;
 use crate::controller::config::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_ROLLING, DEFAULT_METRICS_LISTEN, DEFAULT_MIN_ROLLOUT_INTERVAL,
-    DEFAULT_POLL_INTERVAL, SourceDefaults,
+    DEFAULT_POLL_INTERVAL,
 };
 use crate::controller::{self, ControllerConfig};
 use crate::s3::CA_BUNDLE_ENV;
@@ -42,18 +41,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "S3_SEED_CONTROLLER_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
-    /// Region used when a StatefulSet has no s3-seed.io/region annotation
-    /// (the webhook's flag of the same name).
-    #[arg(long, env = "S3_SEED_DEFAULT_REGION", value_parser = parse_region)]
-    pub default_region: Option<String>,
-
-    /// Endpoint used when a StatefulSet has no s3-seed.io/endpoint annotation.
-    #[arg(long, env = "S3_SEED_DEFAULT_ENDPOINT")]
-    pub default_endpoint: Option<Endpoint>,
-
-    /// Path-style addressing when a StatefulSet has no s3-seed.io/path-style annotation.
-    #[arg(long, env = "S3_SEED_DEFAULT_PATH_STYLE", value_parser = parse_bool)]
-    pub default_path_style: Option<bool>,
+    #[command(flatten)]
+    pub defaults: DefaultsFlags,
 
     /// PEM file of CAs to trust besides the system roots.
     #[arg(long, env = CA_BUNDLE_ENV)]
@@ -76,11 +65,7 @@ impl ControllerArgs {
         cfg.pacing.min_interval = Duration::from_secs(self.min_rollout_interval_secs);
         cfg.pacing.max_rolling = self.max_rolling;
         cfg.concurrency = self.concurrency;
-        cfg.defaults = SourceDefaults {
-            region: self.default_region.clone(),
-            endpoint: self.default_endpoint.clone(),
-            path_style: self.default_path_style,
-        };
+        cfg.defaults = self.defaults.clone().into();
         cfg.ca_bundle = self.ca_bundle.clone();
         cfg.instance = self.instance.clone();
         cfg.namespace = self.watch_namespace.clone();

@@ -8,6 +8,7 @@
 
 mod certs;
 mod controller;
+mod defaults;
 mod inject;
 mod sync;
 pub use sync::{SummaryFormat, SyncArgs};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::contract::{Endpoint, parse_bool, parse_region};
+use super::defaults::DefaultsFlags;
 use crate::webhook::{self, InjectConfig, Limits, ServerConfig};
 
 #[derive(Debug, Args)]
@@ -96,17 +96,8 @@ pub struct InjectFlags {
     #[arg(long, env = "S3_SEED_MEMORY_LIMIT", value_parser = parse_quantity, default_value = webhook::DEFAULT_MEMORY_LIMIT)]
     pub memory_limit: String,
 
-    /// Region used when a StatefulSet has no s3-seed.io/region annotation.
-    #[arg(long, env = "S3_SEED_DEFAULT_REGION", value_parser = parse_region)]
-    pub default_region: Option<String>,
-
-    /// Endpoint used when a StatefulSet has no s3-seed.io/endpoint annotation.
-    #[arg(long, env = "S3_SEED_DEFAULT_ENDPOINT")]
-    pub default_endpoint: Option<Endpoint>,
-
-    /// Path-style addressing when a StatefulSet has no s3-seed.io/path-style annotation.
-    #[arg(long, env = "S3_SEED_DEFAULT_PATH_STYLE", value_parser = parse_bool)]
-    pub default_path_style: Option<bool>,
+    #[command(flatten)]
+    pub defaults: DefaultsFlags,
 
     /// Parallel transfers of the injected sync (its own default when unset).
     #[arg(long, env = "S3_SEED_SYNC_CONCURRENCY")]
@@ -126,9 +117,9 @@ impl From<InjectFlags> for InjectConfig {
             memory_request: f.memory_request,
             cpu_limit: f.cpu_limit,
             memory_limit: f.memory_limit,
-            default_region: f.default_region,
-            default_endpoint: f.default_endpoint,
-            default_path_style: f.default_path_style,
+            default_region: f.defaults.default_region,
+            default_endpoint: f.defaults.default_endpoint,
+            default_path_style: f.defaults.default_path_style,
             sync_concurrency: f.sync_concurrency,
             sync_part_size: f.sync_part_size.map(|b| b.as_u64()),
         }
