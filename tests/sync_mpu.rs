@@ -12,10 +12,10 @@ use std::path::Path;
 
 use common::s3::{Fault, Rule, S3Server};
 use common::sync::{
-    client, config, data, expect_failure, expect_tree, interrupt_after_two_slow_gets, ranges_seen,
-    resume_record, run_binary,
+    client, config, corrupt_once_then_always, data, expect_tree, interrupt_after_two_slow_gets,
+    ranges_seen, resume_record, run_binary,
 };
-use s3_seed::sync::{self, SyncError};
+use s3_seed::sync;
 
 const MIB: usize = 1024 * 1024;
 /// The aws CLI's (and boto3's) multipart part size.
@@ -114,23 +114,8 @@ async fn with_listed_parts_a_corrupted_part_is_refetched_once_then_fails() {
     s3.list_parts("p/big", AWS_PART);
     let target = tempfile::tempdir().unwrap();
     let cfg = config(&s3, "p/", target.path());
-    s3.inject(Rule::new(Fault::Corrupt).op("GetObject").ranged(true));
-    s3.reset_counts();
-    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
-    assert_eq!((s.verified, s3.counts().faults), (1, 1), "refetched once");
-    assert_eq!(s3.counts().ranged_gets, 8, "the whole object twice");
-    expect_tree(target.path(), &[("big", &body)]);
-
-    std::fs::remove_file(target.path().join("big")).unwrap();
-    let always = Rule::new(Fault::Corrupt).op("GetObject").key("p/big");
-    s3.inject(always.ranged(true).times(u32::MAX));
-    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
-    assert!(
-        matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big"),
-        "{err}"
-    );
-    expect_failure(&err, 8, &["integrity", "\"p/big\"", "md5 of the part MD5s"]);
-    expect_tree(target.path(), &[]);
+    let first = corrupt_once_then_always(&s3, &cfg, "p/big", &body, "md5 of the part MD5s").await;
+    assert_eq!(first.ranged_gets, 8, "the whole object twice");
 }
 
 /// Run the binary on `prefix`; returns its exit code and stderr.

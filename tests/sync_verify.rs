@@ -13,10 +13,10 @@ use std::path::Path;
 
 use common::s3::{Fault, Marking, Rule, S3Server};
 use common::sync::{
-    client, config, data, expect_failure, expect_tree, interrupt_after_two_slow_gets, ranges_seen,
-    resume_record,
+    client, config, corrupt_once_then_always, data, expect_tree, interrupt_after_two_slow_gets,
+    ranges_seen, resume_record,
 };
-use s3_seed::sync::{self, SyncConfig, SyncError};
+use s3_seed::sync::{self, SyncConfig};
 
 /// Upload part size: not a multiple of the sync's 1 MiB ranges.
 const UPLOAD_PART: usize = 5 * 1024 * 1024 + 3 * 1024;
@@ -74,22 +74,8 @@ async fn a_corrupted_part_is_refetched_once_then_fails_naming_key_and_part() {
     let body = composite_object(&s3, "p/big", Marking::S3).await;
     let target = tempfile::tempdir().unwrap();
     let cfg = config_1mib(&s3, "p/", target.path());
-    s3.inject(Rule::new(Fault::Corrupt).op("GetObject").ranged(true));
-    let s = sync::run(&cfg, &client(&s3).await).await.unwrap();
-    assert_eq!((s.verified, s3.counts().faults), (1, 1), "refetched once");
-    expect_tree(target.path(), &[("big", &body)]);
-
-    std::fs::remove_file(target.path().join("big")).unwrap();
-    let always = Rule::new(Fault::Corrupt).op("GetObject").key("p/big");
-    s3.inject(always.ranged(true).times(u32::MAX));
-    let err = sync::run(&cfg, &client(&s3).await).await.unwrap_err();
-    assert!(
-        matches!(err, SyncError::Integrity { ref key, .. } if key == "p/big"),
-        "{err}"
-    );
     // Every range is corrupted; part 1 is checked first.
-    expect_failure(&err, 8, &["integrity", "\"p/big\"", "crc32 of part 1 "]);
-    expect_tree(target.path(), &[]);
+    corrupt_once_then_always(&s3, &cfg, "p/big", &body, "crc32 of part 1 ").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,7 @@ use s3_seed::s3::{ClientConfig, StaticCredentials};
 use s3_seed::sync::{SyncConfig, SyncError};
 use sha2::Digest as _;
 
-use super::s3::{ACCESS_KEY, Fault, REGION, Rule, S3Server, SECRET_KEY};
+use super::s3::{ACCESS_KEY, Counts, Fault, REGION, Rule, S3Server, SECRET_KEY};
 
 /// Part size of [`config`]: objects larger than this are fetched in ranges of it.
 pub const PART_SIZE: u64 = 256 * 1024;
@@ -153,6 +153,39 @@ pub fn expect_ops(s3: &S3Server, want: &[(&str, u64)], why: &str) {
         .map(|(op, n)| ((*op).to_owned(), *n))
         .collect();
     assert_eq!(s3.counts().ops, want, "{why}");
+}
+
+/// The integrity path of a ranged download of `key` (installed as `big`):
+/// one corrupted range is refetched and the file verified; then, with every
+/// range corrupted, the run fails with exit 8 naming the key and `why`, and
+/// nothing is installed. Returns the counts of the first run.
+pub async fn corrupt_once_then_always(
+    s3: &S3Server,
+    cfg: &SyncConfig,
+    key: &str,
+    body: &[u8],
+    why: &str,
+) -> Counts {
+    s3.inject(Rule::new(Fault::Corrupt).op("GetObject").ranged(true));
+    s3.reset_counts();
+    let s = s3_seed::sync::run(cfg, &client(s3).await).await.unwrap();
+    let counts = s3.counts();
+    assert_eq!((s.verified, counts.faults), (1, 1), "refetched once");
+    expect_tree(&cfg.target, &[("big", body)]);
+
+    std::fs::remove_file(cfg.target.join("big")).unwrap();
+    let always = Rule::new(Fault::Corrupt).op("GetObject").key(key);
+    s3.inject(always.ranged(true).times(u32::MAX));
+    let err = s3_seed::sync::run(cfg, &client(s3).await)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, SyncError::Integrity { key: ref k, .. } if k == key),
+        "{err}"
+    );
+    expect_failure(&err, 8, &["integrity", &format!("\"{key}\""), why]);
+    expect_tree(&cfg.target, &[]);
+    counts
 }
 
 /// Assert that a run failed with exit code `code` and a message containing
