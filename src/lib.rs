@@ -13,6 +13,7 @@ pub mod contract;
 pub mod controller;
 pub mod excerpt;
 pub mod inject;
+mod json_scalars;
 pub mod s3;
 pub mod sync;
 pub mod telemetry;

@@ -3,7 +3,8 @@
 //! polling an in-process S3 server: a changed source rolls an opted-in
 //! StatefulSet once; a quiet source, a restart, a StatefulSet that did not
 //! opt in and a missing Secret roll nothing; changes during a rollout
-//! coalesce; a partition and `OnDelete` are respected.
+//! coalesce; a partition and `OnDelete` are respected; a Secret is read once,
+//! and again when its credentials are rotated.
 //!
 //! Each test has its own namespace, S3 server and controller process
 //! (`--watch-namespace`, 2 s polls). Assertions are on what the API server
@@ -15,6 +16,8 @@
 //! (README, Development).
 
 mod common;
+#[path = "cluster_controller/credentials.rs"]
+mod credentials;
 #[path = "cluster_controller/fixture.rs"]
 mod fixture;
 #[path = "cluster_controller/pacing.rs"]

@@ -12,7 +12,7 @@ use clap::Args;
 use super::defaults::DefaultsFlags;
 use crate::controller::config::{
     DEFAULT_CONCURRENCY, DEFAULT_MAX_ROLLING, DEFAULT_METRICS_LISTEN, DEFAULT_MIN_ROLLOUT_INTERVAL,
-    DEFAULT_POLL_INTERVAL,
+    DEFAULT_POLL_INTERVAL, DEFAULT_SECRET_TTL,
 };
 use crate::controller::{self, ControllerConfig};
 use crate::s3::CA_BUNDLE_ENV;
@@ -41,6 +41,12 @@ pub struct ControllerArgs {
     #[arg(long, env = "S3_SEED_CONTROLLER_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
+    /// Seconds credentials read from a Secret are reused before it is read
+    /// again (credentials that fail are read again at once); 0 reads the
+    /// Secret on every poll.
+    #[arg(long, env = "S3_SEED_SECRET_REFRESH_SECS", default_value_t = DEFAULT_SECRET_TTL.as_secs())]
+    pub secret_refresh_secs: u64,
+
     #[command(flatten)]
     pub defaults: DefaultsFlags,
 
@@ -65,6 +71,7 @@ impl ControllerArgs {
         cfg.pacing.min_interval = Duration::from_secs(self.min_rollout_interval_secs);
         cfg.pacing.max_rolling = self.max_rolling;
         cfg.concurrency = self.concurrency;
+        cfg.secret_ttl = Duration::from_secs(self.secret_refresh_secs);
         cfg.defaults = self.defaults.clone().into();
         cfg.ca_bundle = self.ca_bundle.clone();
         cfg.instance = self.instance.clone();

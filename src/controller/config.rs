@@ -19,6 +19,8 @@ pub const DEFAULT_MAX_ROLLING: usize = 3;
 pub const DEFAULT_METRICS_LISTEN: &str = "0.0.0.0:9090";
 /// StatefulSets reconciled at once (each poll is one listing).
 pub const DEFAULT_CONCURRENCY: u16 = 16;
+/// How long credentials read from a Secret are used before it is read again.
+pub const DEFAULT_SECRET_TTL: Duration = Duration::from_secs(3600);
 /// How long an S3 answer may take to start arriving.
 pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,6 +41,9 @@ pub struct ControllerConfig {
     pub pacing: Pacing,
     pub metrics_listen: SocketAddr,
     pub defaults: SourceDefaults,
+    /// How long credentials read from a Secret are reused (zero: every poll
+    /// reads the Secret).
+    pub secret_ttl: Duration,
     /// A PEM bundle of CAs trusted besides the system roots (`AWS_CA_BUNDLE`).
     pub ca_bundle: Option<PathBuf>,
     /// StatefulSets reconciled at once.
@@ -60,6 +65,7 @@ impl ControllerConfig {
             },
             metrics_listen,
             defaults: SourceDefaults::default(),
+            secret_ttl: DEFAULT_SECRET_TTL,
             ca_bundle: None,
             concurrency: DEFAULT_CONCURRENCY,
             instance: None,

@@ -11,6 +11,7 @@
 //! - [`decide`]: the pure decision (record, roll out, wait, and why);
 //! - [`revision`]: the revision and what changed, from the shared selection;
 //! - [`poll`]: one listing of a source, with its credentials;
+//! - [`secrets`]: the credentials read from Secrets, kept between polls;
 //! - [`tracked`]: what is remembered between reconciles (in memory only;
 //!   what must survive a restart is on the StatefulSet);
 //! - [`metrics`]: Prometheus counters, served with `/healthz`.
@@ -28,6 +29,7 @@ pub mod metrics;
 pub mod poll;
 pub mod reconcile;
 pub mod revision;
+pub mod secrets;
 pub mod tracked;
 
 use std::sync::{Arc, Mutex, MutexGuard};

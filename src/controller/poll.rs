@@ -7,16 +7,17 @@
 //! own connection (its `.NAME` keys over the shared ones), credentials from
 //! its `s3-seed.io/credentials-secret[.NAME]`, read from the StatefulSet's
 //! namespace, or this process's AWS default chain when there is none. So a
-//! poll is one GET per Secret named and one ListObjectsV2 per 1,000 keys of
-//! each source.
+//! poll is one ListObjectsV2 per 1,000 keys of each source, and a GET of a
+//! Secret only when its credentials are not in the [`SecretCache`] (read
+//! less than `--secret-refresh-secs` ago), or just failed.
 //!
 //! SDK clients are cached by their settings (credentials included), so a
 //! poll reuses connections and never asks the default chain for a region
 //! again; the cache is dropped whole when it holds [`MAX_CLIENTS`].
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::Duration;
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use futures::future::try_join_all;
 use k8s_openapi::api::core::v1::Secret;
@@ -25,6 +26,7 @@ use kube::{Api, Client};
 use super::config::{ControllerConfig, READ_TIMEOUT};
 use super::error::PollError;
 use super::revision::{self, Fingerprint, Revision};
+use super::secrets::{SecretCache, SecretRef};
 use crate::contract::{
     self, CREDENTIALS_SECRET, Connection, Endpoint, Key, SeedSpec, SourceName, env,
 };
@@ -63,11 +65,13 @@ pub struct Poller {
     kube: Client,
     cfg: ControllerConfig,
     clients: Mutex<Vec<(ClientKey, aws_sdk_s3::Client)>>,
+    secrets: Mutex<SecretCache>,
 }
 
 impl Poller {
     pub fn new(kube: Client, cfg: ControllerConfig) -> Self {
         Self {
+            secrets: Mutex::new(SecretCache::new(cfg.secret_ttl)),
             kube,
             cfg,
             clients: Mutex::new(Vec::new()),
@@ -75,9 +79,37 @@ impl Poller {
     }
 
     /// Poll every source of `spec`, a StatefulSet of `namespace`: one
-    /// revision over all of them. Each Secret is read once per poll; the
-    /// sources are listed concurrently.
+    /// revision over all of them. Credentials come from the cache when they
+    /// can; a poll that failed with cached ones is tried once more with each
+    /// Secret read again (rotated credentials fail only that first try).
     pub async fn poll(&self, namespace: &str, spec: &SeedSpec) -> Result<Polled, PollError> {
+        let mut cached = Vec::new();
+        let first = self.poll_with(namespace, spec, Some(&mut cached)).await;
+        if first.is_ok() || cached.is_empty() {
+            return first;
+        }
+        {
+            let mut secrets = self.secrets();
+            for secret in &cached {
+                secrets.remove(secret);
+            }
+        }
+        tracing::debug!(
+            namespace,
+            "poll failed with cached credentials; reading the Secrets again"
+        );
+        self.poll_with(namespace, spec, None).await
+    }
+
+    /// One poll. With `cached`, credentials are taken from the cache when
+    /// there, and the Secrets so taken are pushed to it; without, every
+    /// Secret is read. The sources are listed concurrently.
+    async fn poll_with(
+        &self,
+        namespace: &str,
+        spec: &SeedSpec,
+        mut cached: Option<&mut Vec<SecretRef>>,
+    ) -> Result<Polled, PollError> {
         let mut secrets: BTreeMap<String, StaticCredentials> = BTreeMap::new();
         let mut listings = Vec::new();
         for (name, source) in &spec.sources {
@@ -90,7 +122,9 @@ impl Poller {
                             .filter(|_| source.connection.credentials_secret.is_some()),
                     );
                     if !secrets.contains_key(&secret) {
-                        let read = self.credentials(namespace, &secret, &key).await;
+                        let read = self
+                            .credentials(namespace, &secret, &key, cached.as_deref_mut())
+                            .await;
                         let read = read.map_err(|e| in_source(name, e))?;
                         secrets.insert(secret.clone(), read);
                     }
@@ -143,8 +177,35 @@ impl Poller {
         Ok(select(&client, &selector, &retry).await?.wanted)
     }
 
-    /// The keys of Secret `name`, as the injected container reads them.
+    /// The credentials in Secret `name`: from the cache when `cached` is
+    /// given and holds them (the Secret is then pushed to `cached`), else
+    /// read, and cached.
     async fn credentials(
+        &self,
+        namespace: &str,
+        name: &str,
+        key: &Key,
+        cached: Option<&mut Vec<SecretRef>>,
+    ) -> Result<StaticCredentials, PollError> {
+        let secret = (namespace.to_owned(), name.to_owned());
+        if let Some(cached) = cached {
+            let found = self.secrets().get(&secret, Instant::now());
+            if let Some(found) = found {
+                cached.push(secret);
+                return Ok(found);
+            }
+        }
+        let read = self.read_secret(namespace, name, key).await?;
+        self.secrets().insert(secret, read.clone(), Instant::now());
+        Ok(read)
+    }
+
+    fn secrets(&self) -> MutexGuard<'_, SecretCache> {
+        self.secrets.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The keys of Secret `name`, as the injected container reads them.
+    async fn read_secret(
         &self,
         namespace: &str,
         name: &str,

@@ -167,6 +167,18 @@ kubectl config --kubeconfig "$kubeconfig" set-credentials admin \
 kubectl config --kubeconfig "$kubeconfig" set-context s3-seed-test --cluster s3-seed-test --user admin >/dev/null
 kubectl config --kubeconfig "$kubeconfig" use-context s3-seed-test >/dev/null
 
+# --- the audit policy: every request on a Secret, as metadata (who read which
+# Secret; tests count the controller's reads in logs/audit.log) --------------
+cat >"$data/audit-policy.yaml" <<'EOF'
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+  - level: Metadata
+    resources: [{group: "", resources: [secrets]}]
+  - level: None
+EOF
+
 # --- every component's flags, in one place -----------------------------------
 etcd_flags=(
   --name=default --data-dir="$data/etcd"
@@ -185,6 +197,8 @@ apiserver_flags=(
   --service-cluster-ip-range="$service_cidr"
   --endpoint-reconciler-type=none # 127.0.0.1 cannot be an Endpoints address
   --cert-dir="$data/apiserver"
+  --audit-policy-file="$data/audit-policy.yaml" --audit-log-path="$logs/audit.log"
+  --audit-log-mode=blocking
   # Admission plugins: the defaults, so Pod Security admission is on.
 )
 controller_manager_flags=(

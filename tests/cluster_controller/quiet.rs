@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 
-use crate::common::cluster::wait_for;
-use crate::fixture::{Fixture, WAIT};
+use crate::common::cluster::{cluster, wait_for};
+use crate::fixture::{CREDS, Fixture, WAIT};
 
 #[test]
 #[ignore = "needs the test control plane (tests/cluster/test.sh)"]
@@ -42,6 +42,11 @@ fn a_quiet_source_is_listed_and_never_written_again() {
         "one ListObjectsV2 per 1,000 keys per poll"
     );
     assert_eq!(all, lists, "nothing but listings: {:?}", f.s3.counts());
+    assert_eq!(
+        cluster().secret_requests("get", &f.ns.name, CREDS),
+        1,
+        "the credentials Secret is read once, not on every poll"
+    );
 }
 
 #[test]

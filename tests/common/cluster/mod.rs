@@ -57,6 +57,22 @@ impl Cluster {
         self.dir.join("logs")
     }
 
+    /// How many requests `verb` on Secret `namespace/name` the API server
+    /// has answered, from its audit log (up.sh audits Secrets only).
+    pub fn secret_requests(&self, verb: &str, namespace: &str, name: &str) -> usize {
+        let log = std::fs::read_to_string(self.logs().join("audit.log")).unwrap_or_default();
+        log.lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter(|event| {
+                let object = &event["objectRef"];
+                event["verb"] == verb
+                    && object["resource"] == "secrets"
+                    && object["namespace"] == namespace
+                    && object["name"] == name
+            })
+            .count()
+    }
+
     /// A value from up.sh's `DIR/env` (`SERVICE_CIDR`, `FENCE`), or "".
     pub fn env(&self, key: &str) -> String {
         let env = std::fs::read_to_string(self.dir.join("env")).unwrap_or_default();

@@ -65,7 +65,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use s3s::auth::SimpleAuth;
+use s3s::auth::{S3Auth, SecretKey};
 use s3s::service::S3ServiceBuilder;
 use s3s_fs::FileSystem;
 use tempfile::TempDir;
@@ -148,6 +148,23 @@ pub(crate) struct Shared {
     reported: Mutex<BTreeMap<String, Reported>>,
     /// Parts per GetObjectAttributes page (see [`S3Server::set_attribute_page`]).
     attribute_page: AtomicUsize,
+    /// The only access key and secret accepted ([`S3Server::rotate_keys`]).
+    keys: Mutex<(String, String)>,
+}
+
+/// Signatures are checked against [`Shared::keys`], which a test may change.
+struct Keys(Arc<Shared>);
+
+#[async_trait::async_trait]
+impl S3Auth for Keys {
+    async fn get_secret_key(&self, access_key: &str) -> s3s::S3Result<SecretKey> {
+        let keys = lock(&self.0.keys);
+        if keys.0 == access_key {
+            Ok(SecretKey::from(keys.1.clone()))
+        } else {
+            Err(s3s::s3_error!(InvalidAccessKeyId))
+        }
+    }
 }
 
 /// Lock a mutex, ignoring poisoning (a panicking test thread must not hide counts).
@@ -210,9 +227,10 @@ impl S3Server {
             extra: Mutex::default(),
             reported: Mutex::default(),
             attribute_page: AtomicUsize::new(store::ATTRIBUTE_PAGE),
+            keys: Mutex::new((access_key.to_owned(), secret_key.to_owned())),
         });
         let mut builder = S3ServiceBuilder::new(store::Store::new(Arc::clone(&shared)));
-        builder.set_auth(SimpleAuth::from_single(access_key, secret_key));
+        builder.set_auth(Keys(Arc::clone(&shared)));
         builder.set_access(faults::Gate::new(Arc::clone(&shared)));
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -236,6 +254,13 @@ impl S3Server {
     /// The access key and secret the server accepts.
     pub fn keys(&self) -> (&str, &str) {
         (&self.keys.0, &self.keys.1)
+    }
+
+    /// Accept these keys from now on, and no longer the old ones (as when
+    /// an access key is rotated and the old one revoked).
+    pub fn rotate_keys(&mut self, access_key: &str, secret_key: &str) {
+        self.keys = (access_key.to_owned(), secret_key.to_owned());
+        *lock(&self.shared.keys) = self.keys.clone();
     }
 
     /// The certificate (PEM) an HTTPS server presents; `None` for plain HTTP.
