@@ -146,6 +146,10 @@ fn is_per_source(base: &str) -> bool {
 /// The valid key closest to a mistyped one (`rest` is the key without the
 /// prefix), if any is reasonably close. A suffix that is a valid source name
 /// is kept on the suggestion, and only keys that take one are suggested.
+/// A distance is never less than the difference in length, so candidates
+/// that cannot be close enough are skipped before the distance is computed:
+/// its cost is the product of the lengths, and a key in a review can be
+/// megabytes long.
 fn closest_key(rest: &str) -> Option<String> {
     let named = rest
         .split_once('.')
@@ -157,10 +161,13 @@ fn closest_key(rest: &str) -> Option<String> {
         }
         None => (rest, None, INPUT_KEYS.to_vec()),
     };
-    let close_enough = field.chars().count().div_ceil(3).max(1);
+    let length = field.chars().count();
+    let close_enough = length.div_ceil(3).max(1);
     candidates
         .into_iter()
-        .map(|k| (strsim::damerau_levenshtein(field, &k[PREFIX.len()..]), k))
+        .map(|k| (&k[PREFIX.len()..], k))
+        .filter(|(name, _)| name.len().abs_diff(length) <= close_enough)
+        .map(|(name, k)| (strsim::damerau_levenshtein(field, name), k))
         .filter(|(d, _)| *d <= close_enough)
         .min_by_key(|(d, _)| *d)
         .map(|(_, k)| match suffix {

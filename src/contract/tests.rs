@@ -94,6 +94,12 @@ fn bad_values_name_their_annotation() {
     }
 }
 
+/// An unknown key of 1 MiB, plain and with a valid source name.
+static LONG_KEY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("s3-seed.io/{}", "sourc".repeat(1 << 18)));
+static LONG_NAMED_KEY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("s3-seed.io/{}.model", "regio".repeat(1 << 18)));
+
 #[test]
 fn unknown_keys_suggest_the_closest() {
     let cases = [
@@ -114,6 +120,9 @@ fn unknown_keys_suggest_the_closest() {
         ("s3-seed.io/enabled.model", Some(ENABLED)),
         ("s3-seed.io/status.model", None),
         ("s3-seed.io/image.model", None),
+        // far longer than any key: no suggestion (and no distance computed)
+        (&*LONG_KEY, None),
+        (&*LONG_NAMED_KEY, None),
     ];
     for (key, suggestion) in cases {
         let a = ann(&[(SOURCE, "s3://bucket"), (key, "x")]);
@@ -125,7 +134,8 @@ fn unknown_keys_suggest_the_closest() {
                 suggestion: suggestion.map(str::to_owned)
             }
         );
-        assert!(err.to_string().contains(key));
+        let shown = if key.len() > 32 { &key[..32] } else { key };
+        assert!(err.to_string().contains(shown));
     }
 }
 
