@@ -80,11 +80,18 @@ impl ControllerArgs {
     }
 }
 
-/// Connect to the API server (in-cluster, or `KUBECONFIG`) and run.
+/// Connect to the API server (in-cluster, or `KUBECONFIG`) and run. Its
+/// requests carry `User-Agent: s3-seed/VERSION (controller)`, so an audit
+/// log tells them, and its Secret reads, apart.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    let client = kube::Client::try_default()
+    let mut config = kube::Config::infer()
         .await
-        .map_err(controller::ControllerError::Client)?;
+        .map_err(controller::ControllerError::Config)?;
+    config.headers.push((
+        http::header::USER_AGENT,
+        http::HeaderValue::from_static(controller::USER_AGENT),
+    ));
+    let client = kube::Client::try_from(config).map_err(controller::ControllerError::Client)?;
     controller::run(args.to_config(), client).await?;
     Ok(())
 }

@@ -18,6 +18,8 @@ use crate::sync::SyncError;
 pub enum ControllerError {
     #[error("kubernetes client: {0}")]
     Client(kube::Error),
+    #[error("kubernetes client configuration (in-cluster or KUBECONFIG): {0}")]
+    Config(kube::config::InferConfigError),
     #[error("--metrics-listen {addr}: {error}")]
     Bind {
         addr: SocketAddr,

@@ -57,6 +57,8 @@ use tracked::Memory;
 
 /// The controller's name in Events.
 pub const REPORTER: &str = "s3-seed-controller";
+/// The User-Agent of its requests to the API server.
+pub const USER_AGENT: &str = concat!("s3-seed/", env!("CARGO_PKG_VERSION"), " (controller)");
 
 /// What every reconcile shares.
 pub struct Context {

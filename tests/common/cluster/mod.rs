@@ -58,14 +58,17 @@ impl Cluster {
     }
 
     /// How many requests `verb` on Secret `namespace/name` the API server
-    /// has answered, from its audit log (up.sh audits Secrets only).
+    /// has answered for `s3-seed` (its User-Agent), from its audit log
+    /// (up.sh audits Secrets only).
     pub fn secret_requests(&self, verb: &str, namespace: &str, name: &str) -> usize {
         let log = std::fs::read_to_string(self.logs().join("audit.log")).unwrap_or_default();
         log.lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|event| {
                 let object = &event["objectRef"];
-                event["verb"] == verb
+                let agent = event["userAgent"].as_str().unwrap_or_default();
+                agent.starts_with("s3-seed/")
+                    && event["verb"] == verb
                     && object["resource"] == "secrets"
                     && object["namespace"] == namespace
                     && object["name"] == name
