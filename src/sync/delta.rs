@@ -178,6 +178,15 @@ pub fn decide(entry: Option<&Entry>, new: &PartSums, local: Option<Installed>) -
 mod tests {
     use super::*;
 
+    /// (name, state entry, new parts, file on disk, decision)
+    type Case = (
+        &'static str,
+        Option<Entry>,
+        PartSums,
+        Option<Installed>,
+        Decision,
+    );
+
     fn sums(algorithm: Algorithm, parts: &[(u64, &str)]) -> PartSums {
         PartSums {
             algorithm,
@@ -209,17 +218,18 @@ mod tests {
         use Algorithm::{Crc32, Crc32c, Sha256};
         use Decision::{Delta, FullDownload as Full};
         let old = sums(Crc32, &[(10, "a"), (10, "b"), (5, "c")]);
-        let ok = Some(Installed {
+        let stat = Installed {
             size: 25,
             mtime_ns: 77,
             ino: 9,
-        });
+        };
+        let ok = Some(stat);
         let good = entry(Some(old.clone()), Some(9));
         let delta = |reuse: &[usize], fetch: &[usize]| Delta {
             reuse: reuse.to_vec(),
             fetch: fetch.to_vec(),
         };
-        let cases: Vec<(&str, Option<Entry>, PartSums, Option<Installed>, Decision)> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "nothing changed",
                 Some(good.clone()),
@@ -282,7 +292,7 @@ mod tests {
                 old.clone(),
                 Some(Installed {
                     mtime_ns: 78,
-                    ..ok.unwrap()
+                    ..stat
                 }),
                 Full(Why::Modified),
             ),
@@ -290,20 +300,14 @@ mod tests {
                 "other size",
                 Some(good.clone()),
                 old.clone(),
-                Some(Installed {
-                    size: 26,
-                    ..ok.unwrap()
-                }),
+                Some(Installed { size: 26, ..stat }),
                 Full(Why::Modified),
             ),
             (
                 "replaced (other inode)",
                 Some(good.clone()),
                 old.clone(),
-                Some(Installed {
-                    ino: 10,
-                    ..ok.unwrap()
-                }),
+                Some(Installed { ino: 10, ..stat }),
                 Full(Why::Modified),
             ),
             (
