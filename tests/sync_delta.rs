@@ -239,6 +239,7 @@ async fn killed_mid_delta_the_installed_file_stays_and_a_rerun_is_right() {
     let target = tempfile::tempdir().unwrap();
     let v1 = body([1, 2, 3, 4]);
     let cfg = installed(&s3, target.path(), &v1).await;
+    s3.reset_counts();
     // Parts 2 to 4 changed: part 1's two ranges are reused, five are fetched.
     let v2 = body([1, 20, 30, 40]);
     publish(&s3, &v2, PART).await;
@@ -262,6 +263,11 @@ async fn killed_mid_delta_the_installed_file_stays_and_a_rerun_is_right() {
     }
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
+    let seen = ranges_seen(&s3);
+    assert!(
+        seen.iter().all(|(a, _)| *a >= PART as u64),
+        "the killed run was a delta (part 1 never asked): {seen:?}"
+    );
     assert_eq!(
         tree(target.path())["big"],
         digest(&v1),

@@ -129,8 +129,11 @@ pub fn decide(entry: Option<&Entry>, new: &PartSums, local: Option<Installed>) -
     let Some((entry, old)) = entry.and_then(|e| Some((e, e.parts.as_ref()?))) else {
         return Full(Why::NoRecordedParts);
     };
-    let recorded_size: u64 = old.parts.iter().map(|p| p.size).sum();
-    if recorded_size != entry.size || old.parts.is_empty() {
+    let recorded_size = old
+        .parts
+        .iter()
+        .try_fold(0u64, |n, p| n.checked_add(p.size));
+    if recorded_size != Some(entry.size) || old.parts.is_empty() {
         return Full(Why::NoRecordedParts);
     }
     let Some(local) = local else {
@@ -275,6 +278,16 @@ mod tests {
             (
                 "recorded parts do not add up to the file",
                 Some(entry(Some(sums(Crc32, &[(10, "a"), (10, "b")])), Some(9))),
+                old.clone(),
+                ok,
+                Full(Why::NoRecordedParts),
+            ),
+            (
+                "recorded sizes overflow",
+                Some(entry(
+                    Some(sums(Crc32, &[(u64::MAX, "a"), (26, "b")])),
+                    Some(9),
+                )),
                 old.clone(),
                 ok,
                 Full(Why::NoRecordedParts),
