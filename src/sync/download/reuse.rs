@@ -6,8 +6,8 @@
 //! judged by what its own handle says (size, mtime, inode), so the bytes
 //! copied come from the very file that was checked. It is only ever read:
 //! until the rename that installs the new version it stays whole, whatever
-//! happens to this run. Each part is copied with `copy_file_range` (the
-//! kernel copies, or shares the blocks where the filesystem can), or read
+//! happens to this run. Each part is copied with `copy_file_range` (in the
+//! kernel, the bytes never pass through this process), or read
 //! and written through a pooled buffer where that call is refused, then
 //! read back *from the part file* and hashed with the part's CRC: only a
 //! part whose bytes there have the CRC S3 lists for the new version counts,
