@@ -21,6 +21,7 @@
 //! shared [`Budget`].
 
 pub mod config;
+pub mod delta;
 mod download;
 pub mod error;
 pub mod journal;
@@ -147,6 +148,7 @@ pub async fn run_in(
         unverified: downloaded.len() as u64 - verified,
         pruned,
         bytes,
+        reused_bytes: progress.reused(),
         seconds,
         mb_per_s: bytes as f64 / 1e6 / seconds.max(1e-6),
         source: None,

@@ -15,6 +15,9 @@
 //! - Entries of the previous state that are no longer selected are
 //!   **pruned** (or kept in the state with `--no-prune`). Nothing that is not
 //!   in the previous state is ever pruned.
+//! - A download carries the previous entry of its path (same source), so a
+//!   changed large object can reuse the unchanged parts of the installed file
+//!   ([`super::delta`] decides, once the new parts are listed).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -45,6 +48,10 @@ pub struct Download {
     pub object: Listed,
     /// Fetched as parallel ranged GETs (larger than `part_size`).
     pub ranged: bool,
+    /// The state entry of the file installed at the path from this source,
+    /// if any: a ranged download may reuse its unchanged parts
+    /// ([`super::delta`]).
+    pub installed: Option<Entry>,
 }
 
 /// What the sync will do.
@@ -90,6 +97,7 @@ pub fn plan(input: PlanInput<'_>) -> Result<Plan, SyncError> {
             rel: w.rel.clone(),
             object: w.object.clone(),
             ranged: w.object.size > input.part_size,
+            installed: trusted.cloned(),
         });
     }
     for path in obsolete {

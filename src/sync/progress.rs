@@ -16,6 +16,7 @@ pub struct Progress {
     total_files: u64,
     bytes: AtomicU64,
     files: AtomicU64,
+    reused: AtomicU64,
 }
 
 impl Progress {
@@ -26,12 +27,22 @@ impl Progress {
             total_files,
             bytes: AtomicU64::new(0),
             files: AtomicU64::new(0),
+            reused: AtomicU64::new(0),
         }
     }
 
     /// Bytes received from S3 (including those of attempts that were retried).
     pub fn add_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Bytes of an installed object taken from the file it replaces.
+    pub fn add_reused(&self, n: u64) {
+        self.reused.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn reused(&self) -> u64 {
+        self.reused.load(Ordering::Relaxed)
     }
 
     pub fn file_done(&self) {

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::delta::PartSums;
 use super::error::SyncError;
 use super::keys::VersionToken;
 use super::target::Target;
@@ -44,6 +45,14 @@ pub struct Entry {
     /// `crc32-composite`, `crc32c-composite`, `md5-of-parts`),
     /// or `None` when S3 offered nothing to verify against.
     pub verified: Option<String>,
+    /// The installed file's inode: with `size` and `mtime_ns`, what says the
+    /// file is still the one installed (for a delta transfer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ino: Option<u64>,
+    /// The upload's parts and their checksums, when the store listed them
+    /// (what a later delta transfer compares, [`super::delta`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<PartSums>,
 }
 
 impl Entry {
@@ -115,10 +124,29 @@ mod tests {
                 last_modified: Some(1),
                 mtime_ns: 5,
                 verified: Some("crc32".into()),
+                ino: Some(4),
+                parts: Some(PartSums {
+                    algorithm: super::super::delta::Algorithm::Crc32,
+                    parts: vec![super::super::delta::PartSum {
+                        size: 3,
+                        checksum: "AAAAAA==".into(),
+                    }],
+                }),
             },
         );
         state.save(&target).unwrap();
         assert_eq!(State::load(&target), Some(state));
+        // A state file written before inodes and parts were recorded still loads.
+        std::fs::write(
+            dir.path().join(".s3-seed/state.json"),
+            br#"{"version":1,"source":"s3://b","entries":{"a":{"key":"a","size":1,"etag":null,"last_modified":null,"mtime_ns":2,"verified":null}}}"#,
+        )
+        .unwrap();
+        let old = State::load(&target).unwrap();
+        assert_eq!(
+            (old.entries["a"].ino, old.entries["a"].parts.as_ref()),
+            (None, None)
+        );
         std::fs::write(dir.path().join(".s3-seed/state.json"), b"{not json").unwrap();
         assert_eq!(State::load(&target), None);
         std::fs::write(

@@ -17,6 +17,9 @@ pub struct Summary {
     pub pruned: u64,
     /// Bytes received from S3 in this run.
     pub bytes: u64,
+    /// Bytes of changed objects taken from the installed files they replace
+    /// (unchanged parts of a delta transfer) instead of from S3.
+    pub reused_bytes: u64,
     pub seconds: f64,
     /// Megabytes (10^6 bytes) per second over the whole run.
     pub mb_per_s: f64,
@@ -29,9 +32,13 @@ impl Summary {
     /// One human-readable line.
     pub fn text(&self) -> String {
         let source = (self.source.as_ref()).map_or_else(String::new, |s| format!(" source {s}:"));
+        let reused = match self.reused_bytes {
+            0 => String::new(),
+            n => format!(" (+ {n} reused)"),
+        };
         format!(
             "sync done:{source} listed {}, skipped {}, downloaded {} ({} verified, {} unverified), \
-             pruned {}, {} bytes in {:.2} s ({:.1} MB/s)",
+             pruned {}, {} bytes{reused} in {:.2} s ({:.1} MB/s)",
             self.listed,
             self.skipped,
             self.downloaded,
@@ -73,7 +80,21 @@ mod tests {
              2000000 bytes in 2.00 s (1.0 MB/s)"
         );
         let v: serde_json::Value = serde_json::from_str(&s.json()).unwrap();
-        assert_eq!(v["downloaded"], 2);
+        assert_eq!(
+            (&v["downloaded"], &v["reused_bytes"]),
+            (&2.into(), &0.into())
+        );
+        let delta = Summary {
+            reused_bytes: 3_000_000,
+            ..s.clone()
+        };
+        assert!(
+            delta
+                .text()
+                .contains(", 2000000 bytes (+ 3000000 reused) in 2.00 s"),
+            "{}",
+            delta.text()
+        );
         assert_eq!(v["mb_per_s"], 1.0);
         assert!(v.get("source").is_none(), "{v}");
         let named = Summary {

@@ -24,6 +24,7 @@ use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags};
 use rustix::io::Errno;
 use serde::{Deserialize, Serialize};
 
+use super::delta::Installed;
 use super::error::{Owner, SyncError};
 use super::keys::{RESERVED, RelPath};
 use super::lock::TargetLock;
@@ -322,6 +323,30 @@ impl Target {
         let st = rustix::fs::statat(&self.tmp, name, AtFlags::SYMLINK_NOFOLLOW)
             .map_err(|e| SyncError::io(self.tmp_path(name), e.into()))?;
         Ok((FileId::of(&st), fact_of(&st)))
+    }
+
+    /// Open the regular file at `rel` read-only (no symlink followed, a FIFO
+    /// never waited on), with what its own handle says it is; `None` when
+    /// there is no regular file to open. A delta transfer reads its parts
+    /// from exactly the file it checked.
+    pub fn open_installed(&self, rel: &RelPath) -> Option<(File, Installed)> {
+        let (dir, name) = rel.split_parent();
+        let parent = self.walk(dir.unwrap_or(""), false).ok()?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&parent, name, flags, Mode::empty()).ok()?;
+        let st = rustix::fs::fstat(&fd).ok()?;
+        let LocalFact::File { size, mtime_ns } = fact_of(&st) else {
+            return None;
+        };
+        let ino = st.st_ino;
+        Some((
+            File::from(fd),
+            Installed {
+                size,
+                mtime_ns,
+                ino,
+            },
+        ))
     }
 
     /// Open (creating it if needed, never truncating) a file of `.s3-seed/`;

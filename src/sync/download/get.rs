@@ -59,6 +59,8 @@ pub async fn small(
         verified,
         unverified_because: unverified_reason(&expected),
         resume: None,
+        parts: None,
+        reused: 0,
     })
 }
 

@@ -21,7 +21,8 @@
 //! each and import the shared types from here: [`get`] one GET into a file
 //! (and a small object in one GET), [`ranged`] a large object in parallel
 //! ranges, [`pool`] the buffers that bound memory and requests, [`resume`]
-//! the records that let a large download continue after a restart.
+//! the records that let a large download continue after a restart, [`reuse`]
+//! the unchanged parts of an installed file taken instead of fetched.
 
 use std::collections::BTreeSet;
 use std::fs::File;
@@ -37,8 +38,10 @@ mod get;
 pub(super) mod pool;
 mod ranged;
 pub(super) mod resume;
+mod reuse;
 
 use crate::s3::{self, Retry, S3Error};
+use crate::sync::delta::PartSums;
 use crate::sync::error::SyncError;
 use crate::sync::journal::{Journal, Placed};
 use crate::sync::keys::RelPath;
@@ -89,6 +92,10 @@ pub struct Fetched {
     pub unverified_because: Option<String>,
     /// Resume record to delete once installed.
     pub resume: Option<String>,
+    /// The upload's parts and checksums, when the store listed them.
+    pub parts: Option<PartSums>,
+    /// Bytes taken from the installed file instead of S3.
+    pub reused: u64,
 }
 
 /// Why fetching one object stopped.
@@ -160,7 +167,8 @@ async fn object(ctx: Arc<Ctx>, job: Download) -> Result<(RelPath, Entry), SyncEr
     let (mut restarts, mut mismatches) = (0, 0);
     loop {
         let fetched = if version.size > ctx.part_size {
-            ranged::fetch(&ctx, &job.rel, key, &version).await
+            let installed = job.installed.as_ref();
+            ranged::fetch(&ctx, &job.rel, key, &version, installed).await
         } else {
             get::small(&ctx, &job.rel, key, &version).await
         };
@@ -208,23 +216,30 @@ async fn install(
         last_modified: version.last_modified,
         mtime_ns: 0,
         verified: fetched.verified.map(str::to_owned),
+        ino: None,
+        parts: fetched.parts.clone(),
     };
     let (c, rel, tmp) = (Arc::clone(ctx), job.rel.clone(), fetched.tmp.clone());
     let placed = entry.clone();
-    let fact = blocking(move || {
+    let (fact, ino) = blocking(move || {
         let (id, fact) = c.target.temp_facts(&tmp)?;
         let LocalFact::File { mtime_ns, .. } = fact else {
             return Err(vanished(c.target.tmp_path(&tmp)));
         };
         let (source, path) = (c.uri.clone(), rel.to_string());
-        let entry = Entry { mtime_ns, ..placed };
+        let ino = Some(id.ino);
+        let entry = Entry {
+            mtime_ns,
+            ino,
+            ..placed
+        };
         c.journal.record(&Placed {
             source,
             path,
             id,
             entry,
         })?;
-        c.target.install(&tmp, &rel)
+        Ok((c.target.install(&tmp, &rel)?, ino))
     })
     .await?;
     if let Some(resume) = &fetched.resume {
@@ -241,7 +256,9 @@ async fn install(
         tracing::warn!(reason = %why, "installed without verification");
     }
     ctx.progress.file_done();
+    ctx.progress.add_reused(fetched.reused);
     entry.mtime_ns = mtime_ns;
+    entry.ino = ino;
     Ok((job.rel.clone(), entry))
 }
 

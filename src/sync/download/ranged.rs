@@ -21,6 +21,9 @@
 //! `O_EXCL` name, or a dead run's file taken over by rename under the target
 //! lock, its recorded parts read back and rechecked), so the CRCs combined at
 //! the end are those of exactly the bytes on disk.
+//! With the parts listed, the parts unchanged since the installed file was
+//! fetched are copied from it before any GET ([`super::reuse`]): they enter
+//! the record as ranges already done, and are checked with the rest.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
@@ -33,10 +36,12 @@ use tracing::Instrument as _;
 
 use super::get::{Span, get_into};
 use super::resume::Record;
+use super::reuse;
 use super::{Ctx, Fetch, Fetched, Version, blocking, sync_file, temp_stem, unverified_reason};
 use crate::s3::{self, S3Error};
 use crate::sync::error::SyncError;
 use crate::sync::keys::RelPath;
+use crate::sync::state::Entry;
 use crate::sync::target::Target;
 use crate::sync::verify::{CrcKind, Expected, Offered, check_crc, expected};
 use crate::sync::{mpu, parts};
@@ -56,6 +61,7 @@ pub async fn fetch(
     rel: &RelPath,
     key: &str,
     version: &Version,
+    installed: Option<&Entry>,
 ) -> Result<Fetched, Fetch> {
     let head = s3::head(
         &ctx.client,
@@ -97,6 +103,10 @@ pub async fn fetch(
         plan.as_ref().ok(),
     );
     let (file, tmp, record) = open(ctx, &stem, want, version.etag.is_some()).await?;
+    let (record, reused) = match &upload {
+        Some(upload) => reuse::reuse(ctx, rel, installed, upload, &file, record).await?,
+        None => (record, 0),
+    };
     let record = fetch_parts(ctx, key, version, &stem, file.clone(), record).await?;
     let checks = Checks {
         expected: &head_expected,
@@ -123,6 +133,8 @@ pub async fn fetch(
         tmp,
         verified,
         unverified_because,
+        parts: upload.as_ref().map(reuse::part_sums),
+        reused,
     })
 }
 
@@ -192,7 +204,7 @@ fn new_record(
 }
 
 /// A composite CRC and the upload parts it covers.
-type Upload = (parts::Offer, Vec<parts::Part>);
+pub(super) type Upload = (parts::Offer, Vec<parts::Part>);
 
 /// What GetObjectAttributes listed, or why nothing.
 type Listed = Result<Vec<s3::ObjectPart>, String>;
@@ -321,7 +333,7 @@ fn adopt(
 
 /// Run `read` on a blocking thread with a pooled buffer, so reading a file
 /// back counts against the memory bound like a GET.
-async fn read_back<T: Send + 'static>(
+pub(super) async fn read_back<T: Send + 'static>(
     ctx: &Ctx,
     read: impl FnOnce(&mut [u8]) -> Result<T, SyncError> + Send + 'static,
 ) -> Result<T, SyncError> {

@@ -168,7 +168,7 @@ impl Record {
 
 /// What a recheck hashes a recorded range with.
 #[derive(Debug, Clone, Copy)]
-enum Hash {
+pub(super) enum Hash {
     Crc(CrcKind),
     Md5,
 }
@@ -183,7 +183,7 @@ fn md5_key(md5: &[u8; 16]) -> u64 {
 /// The recorded value (CRC, or [`md5_key`]) of `len` bytes of `file` at
 /// `start`, read through `buf`, with the full MD5 for [`Hash::Md5`]; `None`
 /// when they cannot all be read.
-fn hash_at(
+pub(super) fn hash_at(
     file: &File,
     start: u64,
     len: u64,

@@ -12,6 +12,8 @@ fn entry(mtime_ns: i64) -> Entry {
         last_modified: Some(1),
         mtime_ns,
         verified: Some("crc32".into()),
+        ino: None,
+        parts: None,
     }
 }
 

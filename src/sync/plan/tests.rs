@@ -29,6 +29,8 @@ fn entry(rel: &str, size: u64, etag: &str, mtime_ns: i64) -> Entry {
         last_modified: Some(7),
         mtime_ns,
         verified: None,
+        ino: None,
+        parts: None,
     }
 }
 

@@ -148,7 +148,6 @@ impl S3Server {
     /// ETags, its `.bucket-B.object-K.internal.json`. HEAD, GET, If-Match and
     /// listings then all see that ETag. Returns it.
     pub async fn put_as_multipart(&self, key: &str, body: &[u8], part_size: usize) -> String {
-        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use md5::{Digest as _, Md5};
         self.put(key, body).await;
         let mut outer = Md5::new();
@@ -163,6 +162,16 @@ impl S3Server {
             .map(|b| format!("{b:02x}"))
             .collect();
         let etag = format!("{hex}-{n}");
+        self.set_etag(key, &etag);
+        format!("\"{etag}\"")
+    }
+
+    /// Give `key` the ETag `etag` (unquoted) where s3s-fs 0.14 keeps ETags,
+    /// its `.bucket-B.object-K.internal.json`: HEAD, GET, If-Match and
+    /// listings then all see it. Plays a store whose ETag changed while the
+    /// bytes did not (a re-upload with SSE-KMS, a copy).
+    pub fn set_etag(&self, key: &str, etag: &str) {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let name = format!(
             ".bucket-{}.object-{}.internal.json",
             URL_SAFE_NO_PAD.encode(BUCKET),
@@ -172,10 +181,9 @@ impl S3Server {
         let raw = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         let mut info: serde_json::Map<String, serde_json::Value> =
             serde_json::from_slice(&raw).expect("s3s-fs internal info is a JSON object");
-        info.insert("e_tag".to_owned(), etag.clone().into());
+        info.insert("e_tag".to_owned(), etag.into());
         std::fs::write(&path, serde_json::to_vec(&info).expect("serialise"))
             .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-        format!("\"{etag}\"")
     }
 
     pub async fn put(&self, key: &str, body: &[u8]) -> String {

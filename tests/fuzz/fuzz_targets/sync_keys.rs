@@ -207,6 +207,8 @@ fn check(input: Input) {
                 last_modified: r.last_modified,
                 mtime_ns: r.mtime_ns,
                 verified: None,
+                ino: None,
+                parts: None,
             };
             state.entries.insert(path.clone(), entry);
         }
