@@ -96,7 +96,7 @@ run_server() {
   started=$(date +%s)
   if ! python3 "$HERE/scenario.py" --direct "http://127.0.0.1:$port" \
     --proxied "http://127.0.0.1:$proxy_port" --log "$WORK/requests.log" --work "$WORK/scenario" \
-    --bin "$BIN" --multipart-verified "$MULTIPART_VERIFIED" --part-checksums "$PART_CHECKSUMS" \
+    --bin "$BIN" --multipart-verified "$MULTIPART_VERIFIED" --part-checksums "$PART_CHECKSUMS" --delta "$DELTA" \
     --crt-venv "$S3_COMPAT_CRT_VENV"; then
     echo "  server log (last lines):" >&2
     tail -n 20 "$WORK/server.log" | sed 's/^/    /' >&2

@@ -13,6 +13,11 @@ summary and the requests the proxy relayed:
   prune    one object deleted: exactly that file pruned, a user's file kept
   multipart the aws CLI's multipart object counts as verified or unverified
            as the server's file says (--multipart-verified)
+  delta    one byte of that object's second part changed and the object
+           uploaded again with `aws s3 cp` and its defaults: where the server
+           lists the parts with their checksums (--delta 1) only that part is
+           fetched and the rest is reused from the installed file; elsewhere
+           (--delta 0) the whole object is fetched again
   probe    what the server reports per part for multipart uploads made with
            `aws s3 cp --checksum-algorithm ALG` (HEAD checksum and type,
            GetObjectAttributes ObjectParts, HEAD ?partNumber=1), checked
@@ -314,6 +319,25 @@ def prune(env, n):
     expect_same_tree(env, "delete + prune", extra=["user-notes.txt"])
 
 
+def delta(env, n):
+    path = env.src / MULTIPART
+    data = bytearray(path.read_bytes())
+    data[AWS_PART + 1000] ^= 0xFF  # one byte of the second part
+    path.write_bytes(bytes(data))
+    env.upload("s3", "cp", "--only-show-errors", str(path), f"s3://{BUCKET}/{PREFIX}{MULTIPART}")
+    summary, requests, _ = env.sync("one part changed")
+    size = len(data)
+    fetched, reused = (AWS_PART, size - AWS_PART) if env.args.delta else (size, 0)
+    expect_summary("one part changed", summary, listed=n, skipped=n - 1, downloaded=1,
+                   verified=1, unverified=0, pruned=0, bytes=fetched, reused_bytes=reused)
+    got = reqlog.fetched_bytes(requests, PREFIX)
+    expect(got == {MULTIPART: fetched},
+           f"one part changed: GET body bytes per key {got}, expected {{{MULTIPART!r}: {fetched}}}")
+    expect_same_tree(env, "one part changed", extra=["user-notes.txt"])
+    say(f"one part changed: {fetched} bytes fetched, {reused} reused "
+        f"({'delta' if env.args.delta else 'full download: the server lists no part checksums'})")
+
+
 def state_verified(target):
     """Key -> how s3-seed recorded its verification (best effort, for the log)."""
     try:
@@ -466,6 +490,9 @@ def main():
                         help="how many of the aws CLI's multipart objects must count as verified")
     parser.add_argument("--part-checksums", required=True,
                         help="the probe's expected result, one line per algorithm")
+    parser.add_argument("--delta", type=int, choices=(0, 1), required=True,
+                        help="1 when the server lists parts with checksums, so a changed "
+                             "part is all a delta sync fetches")
     parser.add_argument("--crt-venv", required=True,
                         help="a virtualenv with awscli and awscrt (for CRC32C and CRC64NVME)")
     args = parser.parse_args()
@@ -476,6 +503,7 @@ def main():
         warm(env, n)
         change(env, n)
         prune(env, n)
+        delta(env, n - 1)
         probe(env)
     except Failure as err:
         print(f"  FAIL: {err}", flush=True)

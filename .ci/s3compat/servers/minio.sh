@@ -9,6 +9,9 @@ SERVER_ABOUT="MinIO $MINIO_VERSION (AGPL-3.0, run unmodified as a separate proce
 # with its CRC in GetObjectAttributes (and its ETag, now that s3-seed asks
 # for that attribute too): the parts and the composite CRC32 are checked, 1.
 MULTIPART_VERIFIED=1
+# Delta: MinIO lists the parts with their CRC32s, so a re-upload with one
+# part changed fetches that part only (scenario.py, delta), 1.
+DELTA=1
 
 # What the probe finds (scenario.py; the README's table says the same).
 PART_CHECKSUMS="

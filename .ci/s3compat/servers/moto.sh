@@ -8,6 +8,9 @@ SERVER_ABOUT="moto_server (PyPI moto[server] >= 5)"
 # CRC cannot be checked; the multipart ETag can: 8 MiB parts, inferred from
 # the size, reproduce it (MD5 of the part MD5s), 1.
 MULTIPART_VERIFIED=1
+# Delta: no ObjectParts, so no part checksums to compare: a changed
+# multipart object is fetched whole, 0.
+DELTA=0
 
 # What the probe finds (scenario.py; the README's table says the same).
 # Without its optional crc32c and awscrt packages, moto stores a CRC32 under

@@ -10,6 +10,9 @@ SERVER_ABOUT="S3Proxy $S3PROXY_VERSION (jclouds filesystem backend)"
 # multipart ETag can: 8 MiB parts, inferred from the size, reproduce it (MD5
 # of the part MD5s), 1.
 MULTIPART_VERIFIED=1
+# Delta: no ObjectParts, so no part checksums to compare: a changed
+# multipart object is fetched whole, 0.
+DELTA=0
 
 # What the probe finds (scenario.py; the README's table says the same).
 # S3Proxy keeps a composite value for CRC64NVME too (S3 has only FULL_OBJECT).

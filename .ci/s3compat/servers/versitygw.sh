@@ -11,6 +11,9 @@ SERVER_ABOUT="versitygw $VERSITYGW_VERSION (posix backend)"
 # cannot be checked; the multipart ETag can: 8 MiB parts, inferred from the
 # size, reproduce it (MD5 of the part MD5s), 1.
 MULTIPART_VERIFIED=1
+# Delta: no part checksums in ObjectParts: a changed multipart object is
+# fetched whole, 0.
+DELTA=0
 
 # What the probe finds (scenario.py; the README's table says the same).
 PART_CHECKSUMS="
