@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use common::s3::{Marking, S3Server};
 use common::sync::{
-    client, command, config, data, digest, expect_tree, ranges_seen, slow_gets, tree,
+    client, command, config, data, digest, expect_tree, ranges_seen, recorded_ranges, slow_gets,
+    tree,
 };
 use s3_seed::sync::{self, Summary, SyncConfig};
 
@@ -217,20 +218,6 @@ async fn reused_bytes_are_rechecked_so_a_tampered_part_is_fetched() {
     assert_eq!(bytes, 2 * PART as u64);
     assert_eq!(s.reused_bytes, SIZE as u64 - 2 * PART as u64);
     expect_tree(target.path(), &[("big", &v2)]);
-}
-
-/// Ranges done in the resume record under `target`, once one exists.
-fn recorded_ranges(target: &Path) -> usize {
-    let Ok(dir) = std::fs::read_dir(target.join(".s3-seed/tmp")) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".part.json"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .map(|v| v["done"].as_object().map_or(0, |d| d.len()))
-        .max()
-        .unwrap_or(0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,23 +13,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::types::ChecksumAlgorithm::Crc32;
 use common::s3::{S3Server, SECRET_KEY};
 use common::sync::{
-    PART_SIZE, client, command, config, data, digest, output, run_binary, skip, slow_gets, tree,
+    PART_SIZE, client, command, config, data, digest, output, recorded_ranges, run_binary, skip,
+    slow_gets, tree,
 };
 use s3_seed::sync;
-
-/// Completed parts recorded in a resume record, if one exists yet.
-fn recorded_parts(target: &Path) -> usize {
-    let Ok(dir) = std::fs::read_dir(target.join(".s3-seed/tmp")) else {
-        return 0;
-    };
-    dir.flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".part.json"))
-        .filter_map(|e| std::fs::read(e.path()).ok())
-        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .map(|v| v["done"].as_object().map_or(0, |d| d.len()))
-        .max()
-        .unwrap_or(0)
-}
 
 /// Seed a 4 MiB `p/big` and a small object, run the binary with slow GETs
 /// and kill it with SIGKILL once its resume record lists `parts` parts.
@@ -49,7 +36,7 @@ async fn killed_after_parts(s3: &S3Server, target: &Path, parts: usize) -> (Vec<
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60); // generous on a loaded machine
-    while recorded_parts(target) < parts {
+    while recorded_ranges(target) < parts {
         assert!(Instant::now() < deadline, "no resume record appeared");
         assert!(
             child.try_wait().unwrap().is_none(),
@@ -60,7 +47,7 @@ async fn killed_after_parts(s3: &S3Server, target: &Path, parts: usize) -> (Vec<
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!target.join("big").exists(), "no partial file is visible");
-    (big, recorded_parts(target))
+    (big, recorded_ranges(target))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -281,3 +281,18 @@ pub async fn resume_record(target: &Path) -> serde_json::Value {
     }
     panic!("no resume record in {}", target.display());
 }
+
+/// Ranges done in the resume record under `target` (the most of any part
+/// file), 0 until one exists.
+pub fn recorded_ranges(target: &Path) -> usize {
+    let Ok(dir) = std::fs::read_dir(target.join(".s3-seed/tmp")) else {
+        return 0;
+    };
+    dir.flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part.json"))
+        .filter_map(|e| std::fs::read(e.path()).ok())
+        .filter_map(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .map(|v| v["done"].as_object().map_or(0, |d| d.len()))
+        .max()
+        .unwrap_or(0)
+}
