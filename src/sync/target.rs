@@ -317,6 +317,15 @@ impl Target {
         }
     }
 
+    /// A second handle on the temporary file `name`, opened with `O_DIRECT`
+    /// (the part files of large downloads write around the page cache);
+    /// `None` where the filesystem refuses direct I/O.
+    pub fn reopen_temp_direct(&self, name: &str) -> Option<File> {
+        let flags = OFlags::RDWR | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::DIRECT;
+        let fd = rustix::fs::openat(&self.tmp, name, flags, Mode::empty()).ok()?;
+        Some(File::from(fd))
+    }
+
     /// The identity and facts of a temporary file, recorded before it is
     /// renamed into place (a rename changes neither).
     pub fn temp_facts(&self, name: &str) -> Result<(FileId, LocalFact), SyncError> {

@@ -8,13 +8,12 @@
 //! ours or the SDK's (its response-checksum check fails the body stream), is
 //! never retried here: it goes back to the object as [`Fetch::Mismatch`].
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
 use aws_sdk_s3::types::ChecksumMode;
 
-use super::pool::PooledBuf;
+use super::direct::PartFile;
+use super::pool::{PooledBuf, payload};
 use super::{Ctx, Fetch, Fetched, Version, sync_file, temp_stem, unverified_reason};
 use crate::s3::{Class, classify, classify_body};
 use crate::sync::config::TINY_OBJECT;
@@ -39,7 +38,7 @@ pub async fn small(
     version: &Version,
 ) -> Result<Fetched, Fetch> {
     let (tmp, file) = ctx.target.create_temp(&temp_stem(rel), "tmp")?;
-    let file = Arc::new(file);
+    let file = Arc::new(PartFile::plain(file));
     let range = Span {
         start: 0,
         len: version.size,
@@ -77,7 +76,7 @@ pub async fn get_into(
     key: &str,
     version: &Version,
     span: Span,
-    file: &Arc<File>,
+    file: &Arc<PartFile>,
     pinned: Option<Expected>,
 ) -> Result<(Hasher, Expected), Fetch> {
     let mut failures = 0;
@@ -107,7 +106,7 @@ async fn attempt(
     key: &str,
     version: &Version,
     span: Span,
-    file: &Arc<File>,
+    file: &Arc<PartFile>,
     pinned: Option<Expected>,
     buf: &mut PooledBuf<'_>,
 ) -> Result<(Hasher, Expected), Attempt> {
@@ -239,7 +238,7 @@ fn request_failed(ctx: &Ctx, key: &str, class: &Class) -> Attempt {
 /// Write the buffer at `offset` on a blocking thread; returns bytes written.
 async fn flush(
     ctx: &Ctx,
-    file: &Arc<File>,
+    file: &Arc<PartFile>,
     buf: &mut PooledBuf<'_>,
     offset: u64,
 ) -> Result<u64, Attempt> {
@@ -249,7 +248,7 @@ async fn flush(
     let data = buf.take();
     let f = Arc::clone(file);
     let joined = tokio::task::spawn_blocking(move || {
-        let res = f.write_all_at(&data, offset);
+        let res = f.write_all_at(payload(&data), offset);
         (data, res)
     })
     .await;
@@ -259,7 +258,7 @@ async fn flush(
             source: std::io::Error::other(format!("write task failed: {e}")),
         }))
     })?;
-    let n = data.len() as u64;
+    let n = payload(&data).len() as u64;
     buf.restore(data);
     res.map_err(|e| Attempt::Stop(Fetch::Failed(SyncError::io(ctx.target.path(), e))))?;
     Ok(n)

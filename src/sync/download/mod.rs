@@ -25,7 +25,6 @@
 //! the unchanged parts of an installed file taken instead of fetched.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -34,6 +33,7 @@ use sha2::{Digest as _, Sha256};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+mod direct;
 mod get;
 pub(super) mod pool;
 mod ranged;
@@ -285,7 +285,11 @@ pub fn temp_stem(rel: &RelPath) -> String {
 }
 
 /// fsync a finished temporary file.
-pub async fn sync_file(ctx: &Ctx, file: &Arc<File>, tmp: &str) -> Result<(), SyncError> {
+pub async fn sync_file(
+    ctx: &Ctx,
+    file: &Arc<direct::PartFile>,
+    tmp: &str,
+) -> Result<(), SyncError> {
     let f = Arc::clone(file);
     let path = ctx.target.tmp_path(tmp);
     blocking(move || f.sync_all().map_err(|e| SyncError::io(path, e))).await

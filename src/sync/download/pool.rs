@@ -1,10 +1,15 @@
 //! A fixed set of write buffers. Every GET holds one for its whole life, so
 //! the number of buffers is both the request concurrency and the memory
 //! bound: `concurrency × buffer_size`, whatever the object or part sizes.
+//! Each buffer's bytes start at an address aligned to [`ALIGN`] (a few
+//! bytes of padding in front), so they can be written with direct I/O
+//! ([`super::direct`]).
 
 use std::sync::Mutex;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
+
+use super::direct::ALIGN;
 
 /// `count` buffers of `size` bytes, handed out one per request.
 #[derive(Debug)]
@@ -35,7 +40,7 @@ impl BufferPool {
             .lock()
             .ok()
             .and_then(|mut free| free.pop())
-            .unwrap_or_else(|| Vec::with_capacity(self.size));
+            .unwrap_or_else(|| Vec::with_capacity(self.size + ALIGN));
         PooledBuf {
             pool: self,
             buf: Some(buf),
@@ -53,21 +58,21 @@ pub struct PooledBuf<'a> {
 }
 
 impl PooledBuf<'_> {
-    /// Capacity of every buffer of the pool.
-    pub fn capacity(&self) -> usize {
-        self.pool.size
-    }
-
     /// The buffer's contents so far.
     pub fn data(&self) -> &[u8] {
-        self.buf.as_deref().unwrap_or_default()
+        self.buf.as_deref().map(payload).unwrap_or_default()
     }
 
     /// Append as much of `bytes` as fits; returns how much was taken.
     pub fn fill(&mut self, bytes: &[u8]) -> usize {
         let size = self.pool.size;
-        let buf = self.buf.get_or_insert_with(|| Vec::with_capacity(size));
-        let n = bytes.len().min(size - buf.len());
+        let buf = self
+            .buf
+            .get_or_insert_with(|| Vec::with_capacity(size + ALIGN));
+        if buf.is_empty() {
+            buf.resize(pad(buf), 0);
+        }
+        let n = bytes.len().min(size - payload(buf).len());
         buf.extend_from_slice(&bytes[..n]);
         n
     }
@@ -76,7 +81,8 @@ impl PooledBuf<'_> {
         self.data().len() >= self.pool.size
     }
 
-    /// Lend the bytes out (to a blocking write); give them back with [`Self::restore`].
+    /// Lend the bytes out (to a blocking write; [`payload`] gives them);
+    /// give them back with [`Self::restore`].
     pub fn take(&mut self) -> Vec<u8> {
         self.buf.take().unwrap_or_default()
     }
@@ -86,6 +92,46 @@ impl PooledBuf<'_> {
         buf.clear();
         self.buf = Some(buf);
     }
+
+    /// Lend the buffer out as scratch space of the pool's buffer size, starting
+    /// at an aligned address (for reads); give it back with [`Self::restore`].
+    pub fn scratch(&mut self) -> Scratch {
+        let mut buf = self.take();
+        buf.clear();
+        let start = pad(&buf);
+        buf.resize(start + self.pool.size, 0);
+        Scratch { buf, start }
+    }
+}
+
+/// A pooled buffer lent out as aligned scratch space ([`PooledBuf::scratch`]).
+#[derive(Debug)]
+pub struct Scratch {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl Scratch {
+    pub fn bytes(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+
+    /// The buffer, to [`PooledBuf::restore`].
+    pub fn into_inner(self) -> Vec<u8> {
+        self.buf
+    }
+}
+
+/// Padding in front of `buf`'s bytes that puts them at an [`ALIGN`]ed
+/// address (0 in the unlikely case that the platform cannot say).
+fn pad(buf: &[u8]) -> usize {
+    let pad = buf.as_ptr().align_offset(ALIGN);
+    if pad < ALIGN { pad } else { 0 }
+}
+
+/// The bytes of a taken buffer, after its padding.
+pub fn payload(buf: &[u8]) -> &[u8] {
+    &buf[pad(buf).min(buf.len())..]
 }
 
 impl Drop for PooledBuf<'_> {

@@ -30,10 +30,10 @@ use std::os::unix::fs::FileExt as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use md5::Digest as _;
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
+use super::direct::PartFile;
 use super::get::{Span, get_into};
 use super::resume::Record;
 use super::reuse;
@@ -255,13 +255,13 @@ async fn open(
     stem: &str,
     want: Record,
     pinned: bool,
-) -> Result<(Arc<File>, String, Record), SyncError> {
+) -> Result<(Arc<PartFile>, String, Record), SyncError> {
     let (target, s, w) = (Arc::clone(&ctx.target), stem.to_owned(), want.clone());
     let adopted = blocking(move || adopt(&target, &s, &w, pinned)).await?;
     let Some((name, file, record)) = adopted else {
         return fresh(ctx, stem, want).await;
     };
-    let file = Arc::new(file);
+    let file = Arc::new(PartFile::open(&ctx.target, &name, file));
     let f = Arc::clone(&file);
     let (record, rejected) = read_back(ctx, move |buf| {
         let mut record = record;
@@ -283,7 +283,7 @@ async fn fresh(
     ctx: &Ctx,
     stem: &str,
     want: Record,
-) -> Result<(Arc<File>, String, Record), SyncError> {
+) -> Result<(Arc<PartFile>, String, Record), SyncError> {
     let (target, stem) = (Arc::clone(&ctx.target), stem.to_owned());
     blocking(move || {
         let (name, file) = target.create_temp(&stem, "part")?;
@@ -292,6 +292,7 @@ async fn fresh(
             file: name.clone(),
             ..want
         };
+        let file = PartFile::open(&target, &name, file);
         Ok((Arc::new(file), name, record))
     })
     .await
@@ -338,14 +339,13 @@ pub(super) async fn read_back<T: Send + 'static>(
     read: impl FnOnce(&mut [u8]) -> Result<T, SyncError> + Send + 'static,
 ) -> Result<T, SyncError> {
     let mut pooled = ctx.pool.acquire().await;
-    let mut buf = pooled.take();
-    buf.resize(pooled.capacity(), 0);
-    let (buf, out) = blocking(move || {
-        let out = read(&mut buf);
-        Ok((buf, out))
+    let mut scratch = pooled.scratch();
+    let (scratch, out) = blocking(move || {
+        let out = read(scratch.bytes());
+        Ok((scratch, out))
     })
     .await?;
-    pooled.restore(buf);
+    pooled.restore(scratch.into_inner());
     out
 }
 
@@ -365,7 +365,7 @@ async fn fetch_parts(
     key: &str,
     version: &Version,
     stem: &str,
-    file: Arc<File>,
+    file: Arc<PartFile>,
     record: Record,
 ) -> Result<Record, Fetch> {
     let ranges = record.ranges();
@@ -431,7 +431,7 @@ fn lock(tracker: &Mutex<Tracker>) -> std::sync::MutexGuard<'_, Tracker> {
 async fn checkpoint(
     ctx: &Arc<Ctx>,
     stem: &str,
-    file: &Arc<File>,
+    file: &Arc<PartFile>,
     tracker: &Arc<Mutex<Tracker>>,
 ) -> Result<(), SyncError> {
     let snapshot = {
@@ -464,7 +464,7 @@ async fn checkpoint(
 /// else `expected`.
 async fn verify(
     ctx: &Arc<Ctx>,
-    file: &Arc<File>,
+    file: &Arc<PartFile>,
     record: &Record,
     checks: &Checks<'_>,
 ) -> Result<Result<Option<&'static str>, String>, SyncError> {
@@ -513,12 +513,12 @@ fn combined(kind: CrcKind, record: &Record) -> u64 {
 }
 
 fn md5_of(file: &File, buf: &mut [u8]) -> std::io::Result<[u8; 16]> {
-    let mut hasher = md5::Md5::default();
+    let mut hasher = md5_many::Md5State::new();
     let mut offset = 0;
     loop {
         let n = file.read_at(buf, offset)?;
         if n == 0 {
-            return Ok(hasher.finalize().into());
+            return Ok(hasher.finalize());
         }
         hasher.update(&buf[..n]);
         offset += n as u64;

@@ -22,7 +22,6 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt as _;
 
-use md5::Digest as _;
 use serde::{Deserialize, Serialize};
 
 use crate::sync::parts;
@@ -194,7 +193,7 @@ pub(super) fn hash_at(
         Hash::Crc(kind) => Some(kind.digest()),
         Hash::Md5 => None,
     };
-    let mut md5 = md5::Md5::default();
+    let mut md5 = md5_many::Md5State::new();
     let (mut at, end) = (start, start + len);
     while at < end {
         let want = usize::try_from(end - at).map_or(buf.len(), |left| left.min(buf.len()));
@@ -211,7 +210,7 @@ pub(super) fn hash_at(
     Some(match crc {
         Some(d) => (d.finalize(), None),
         None => {
-            let md5: [u8; 16] = md5.finalize().into();
+            let md5 = md5.finalize();
             (md5_key(&md5), Some(md5))
         }
     })
@@ -219,6 +218,8 @@ pub(super) fn hash_at(
 
 #[cfg(test)]
 mod tests {
+    use md5::Digest as _;
+
     use super::*;
 
     #[test]

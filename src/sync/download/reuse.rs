@@ -69,7 +69,7 @@ pub async fn reuse(
     rel: &RelPath,
     installed: Option<&Entry>,
     upload: &Upload,
-    file: &Arc<File>,
+    file: &Arc<super::direct::PartFile>,
     record: Record,
 ) -> Result<(Record, u64), SyncError> {
     if installed.is_none() || record.md5 || record.crc != Some(upload.0.kind) {
