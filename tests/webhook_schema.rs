@@ -137,6 +137,7 @@ fn configs() -> Vec<InjectConfig> {
         default_path_style: Some(true),
         sync_concurrency: Some(64),
         sync_part_size: Some(32 << 20),
+        sync_trust_installed: true,
     };
     vec![InjectConfig::default(), admin]
 }

@@ -8,7 +8,9 @@
 # checksums as S3 and MinIO do (the s3s-fs binary keeps none). Each round:
 #   cold   a sync into an empty folder;
 #   delta  CHANGED parts of the file changed (one byte each, at random), the
-#          file uploaded again the same way, and a sync of the same folder.
+#          file uploaded again the same way, and a sync of the same folder;
+#   trusted  the same again with --trust-installed (TRUST=1, the default):
+#          on XFS the unchanged parts are cloned and not read back.
 # Bytes are counted by the server (GetObject body bytes sent); wall and CPU
 # by /usr/bin/time; every run's files are checked by SHA-256. With DROP=1
 # (the default) the page cache is dropped before every run, so the server's
@@ -20,7 +22,7 @@
 #          xfsprogs): copy_file_range shares the blocks instead.
 #
 # Usage: bash bench/sync/delta.sh
-# Env:   BIG_MIB=2048 CHANGED=5 ROUNDS=3 FS="work xfs" DROP=1
+# Env:   BIG_MIB=2048 CHANGED=5 ROUNDS=3 FS="work xfs" DROP=1 TRUST=1
 #        S3_SEED_BIN=...    skip the release build of the binary
 #        BENCH_WORK=bench/.work-delta
 set -euo pipefail
@@ -32,6 +34,7 @@ CHANGED=${CHANGED:-5}
 ROUNDS=${ROUNDS:-3}
 FS=${FS:-"work xfs"}
 DROP=${DROP:-1}
+TRUST=${TRUST:-1}
 WORK=${BENCH_WORK:-$REPO/bench/.work-delta}
 PART=$((8 * 1024 * 1024))
 KEY=delta/big.bin
@@ -110,13 +113,14 @@ print(" ".join(map(str, sorted(parts))), file=sys.stderr)
 EOF
 }
 
-# run FS PHASE DIR: one sync, timed, counted and checked; appends a row.
+# run FS PHASE DIR [FLAG...]: one sync, timed, counted and checked; appends a row.
 run() {
   local fs=$1 phase=$2 dir=$3 status=ok counts fetched reused
+  shift 3
   server reset
   drop_caches
   if ! /usr/bin/time -v -o "$WORK/time.txt" "$S3_SEED_BIN" sync --source "s3://$BUCKET/delta/" \
-    --target "$dir" --endpoint "$ENDPOINT" --path-style >"$WORK/out.txt" 2>&1; then
+    --target "$dir" --endpoint "$ENDPOINT" --path-style "$@" >"$WORK/out.txt" 2>&1; then
     status=FAILED
     tail -n 5 "$WORK/out.txt" >&2
   elif [[ $(sha256sum <"$dir/big.bin" | cut -d' ' -f1) != "$(cat "$WORK/want.sha256")" ]]; then
@@ -172,6 +176,11 @@ for r in $(seq 1 "$ROUNDS"); do
     change_parts "$round"
     publish
     run "$fs" delta "$dir"
+    if [[ $TRUST == 1 ]]; then
+      change_parts "$((round + 1000))"
+      publish
+      run "$fs" trusted "$dir" --trust-installed
+    fi
   done
 done
 
@@ -187,7 +196,8 @@ print(f"\n{sys.argv[2]} MiB object, {sys.argv[3]} of {size // (8 << 20)} parts c
 print("| filesystem | sync | wall s (median) | wall min–max | CPU s | peak RSS MiB | fetched (median) | of the object | reused | wall ×cold | result |")
 print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 med = lambda rs, i: statistics.median(float(r[i]) for r in rs)
-for (fs, phase) in sorted(rows, key=lambda k: (k[0], k[1] != "cold")):
+order = {"cold": 0, "delta": 1, "trusted": 2}
+for (fs, phase) in sorted(rows, key=lambda k: (k[0], order.get(k[1], 3))):
     rs = rows[(fs, phase)]
     walls = [float(r[2]) for r in rs]
     bad = sorted({r[5] for r in rs if r[5] != "ok"})

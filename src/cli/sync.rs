@@ -92,6 +92,12 @@ pub struct SyncArgs {
     #[arg(long, env = "S3_SEED_RETRY_BUDGET", default_value_t = DEFAULT_RETRY_BUDGET)]
     pub retry_budget: u32,
 
+    /// In a delta transfer, take unchanged parts cloned from the installed
+    /// file (XFS, Btrfs) without reading them back: the file is trusted by
+    /// its size, mtime and inode, as a warm sync trusts it.
+    #[arg(long, env = env::TRUST_INSTALLED, value_parser = parse_bool, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub trust_installed: bool,
+
     /// Seconds between progress lines in the log while downloading.
     #[arg(long, env = "S3_SEED_PROGRESS_INTERVAL_SECS", default_value_t = DEFAULT_PROGRESS_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..))]
     pub progress_interval_secs: u64,
@@ -177,6 +183,7 @@ impl SyncArgs {
         cfg.retry_budget = self.retry_budget;
         cfg.progress_interval = Duration::from_secs(self.progress_interval_secs);
         cfg.lock_timeout = Duration::from_secs(self.lock_timeout_secs);
+        cfg.trust_installed = self.trust_installed;
         cfg
     }
 

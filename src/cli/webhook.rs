@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::defaults::DefaultsFlags;
+use crate::contract::parse_bool;
 use crate::webhook::{self, InjectConfig, Limits, ServerConfig};
 
 #[derive(Debug, Args)]
@@ -106,6 +107,11 @@ pub struct InjectFlags {
     /// Range size of the injected sync, e.g. 16MiB (its own default when unset).
     #[arg(long, env = "S3_SEED_SYNC_PART_SIZE")]
     pub sync_part_size: Option<bytesize::ByteSize>,
+
+    /// The injected sync's `--trust-installed`: delta transfers take cloned
+    /// parts of the installed file without reading them back.
+    #[arg(long, env = "S3_SEED_SYNC_TRUST_INSTALLED", value_parser = parse_bool, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    pub sync_trust_installed: bool,
 }
 
 impl From<InjectFlags> for InjectConfig {
@@ -122,6 +128,7 @@ impl From<InjectFlags> for InjectConfig {
             default_path_style: f.defaults.default_path_style,
             sync_concurrency: f.sync_concurrency,
             sync_part_size: f.sync_part_size.map(|b| b.as_u64()),
+            sync_trust_installed: f.sync_trust_installed,
         }
     }
 }

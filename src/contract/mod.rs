@@ -96,6 +96,7 @@ pub mod env {
     pub const REGION: &str = "S3_SEED_REGION";
     pub const CONCURRENCY: &str = "S3_SEED_CONCURRENCY";
     pub const PART_SIZE: &str = "S3_SEED_PART_SIZE";
+    pub const TRUST_INSTALLED: &str = "S3_SEED_TRUST_INSTALLED";
     pub const LOG_FORMAT: &str = "S3_SEED_LOG_FORMAT";
     pub const SUMMARY_FORMAT: &str = "S3_SEED_SUMMARY_FORMAT";
     /// Keys of the credentials Secret, passed through under the same names.

@@ -70,6 +70,11 @@ pub struct SyncConfig {
     pub lock_timeout: Duration,
     /// Pretend the target filesystem has this many free bytes (tests).
     pub free_space_override: Option<u64>,
+    /// A delta transfer takes the unchanged parts of a changed object from
+    /// the installed file without reading them back where the filesystem
+    /// clones them: the file is trusted by its size, mtime and inode, as a
+    /// warm sync trusts an unchanged one.
+    pub trust_installed: bool,
 }
 
 impl SyncConfig {
@@ -95,6 +100,7 @@ impl SyncConfig {
             progress_interval: DEFAULT_PROGRESS_INTERVAL,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             free_space_override: None,
+            trust_installed: false,
         }
     }
 

@@ -120,6 +120,7 @@ pub async fn run_in(
         stall: cfg.stall_timeout,
         touched: Mutex::new(BTreeSet::new()),
         journal,
+        trust_installed: cfg.trust_installed,
     });
     let reporter = progress.spawn_reporter(cfg.progress_interval);
     let downloaded = download_all(

@@ -67,6 +67,16 @@ impl FileId {
     }
 }
 
+/// An installed file opened for reading ([`Target::open_installed`]).
+#[derive(Debug)]
+pub struct Opened {
+    pub file: File,
+    /// The same inode opened with `O_DIRECT`, where the filesystem allows.
+    pub direct: Option<File>,
+    /// What the file's own handle says it is.
+    pub stat: Installed,
+}
+
 /// Open handles on the target and s3-seed's folders inside it.
 #[derive(Debug)]
 pub struct Target {
@@ -337,8 +347,10 @@ impl Target {
     /// Open the regular file at `rel` read-only (no symlink followed, a FIFO
     /// never waited on), with what its own handle says it is; `None` when
     /// there is no regular file to open. A delta transfer reads its parts
-    /// from exactly the file it checked.
-    pub fn open_installed(&self, rel: &RelPath) -> Option<(File, Installed)> {
+    /// from exactly the file it checked: the second handle, opened with
+    /// `O_DIRECT` where the filesystem allows, is kept only if it is the
+    /// same inode.
+    pub fn open_installed(&self, rel: &RelPath) -> Option<Opened> {
         let (dir, name) = rel.split_parent();
         let parent = self.walk(dir.unwrap_or(""), false).ok()?;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
@@ -347,15 +359,20 @@ impl Target {
         let LocalFact::File { size, mtime_ns } = fact_of(&st) else {
             return None;
         };
-        let ino = st.st_ino;
-        Some((
-            File::from(fd),
-            Installed {
+        let id = FileId::of(&st);
+        let direct = rustix::fs::openat(&parent, name, flags | OFlags::DIRECT, Mode::empty());
+        let direct = direct
+            .ok()
+            .filter(|fd| rustix::fs::fstat(fd).is_ok_and(|st| FileId::of(&st) == id));
+        Some(Opened {
+            file: File::from(fd),
+            direct: direct.map(File::from),
+            stat: Installed {
                 size,
                 mtime_ns,
-                ino,
+                ino: st.st_ino,
             },
-        ))
+        })
     }
 
     /// Open (creating it if needed, never truncating) a file of `.s3-seed/`;

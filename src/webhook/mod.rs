@@ -78,6 +78,8 @@ pub struct InjectConfig {
     pub sync_concurrency: Option<u16>,
     /// `S3_SEED_PART_SIZE` of the injected sync in bytes, when set.
     pub sync_part_size: Option<u64>,
+    /// `S3_SEED_TRUST_INSTALLED=true` in the injected sync.
+    pub sync_trust_installed: bool,
 }
 
 impl Default for InjectConfig {
@@ -95,6 +97,7 @@ impl Default for InjectConfig {
             default_path_style: None,
             sync_concurrency: None,
             sync_part_size: None,
+            sync_trust_installed: false,
         }
     }
 }

@@ -258,6 +258,7 @@ fn injected_env_parses_back_into_the_sync_config() {
     let tuned = InjectConfig {
         sync_concurrency: Some(4),
         sync_part_size: Some(1 << 20),
+        sync_trust_installed: true,
         ..InjectConfig::default()
     };
     let mut want_full = expected("s3://bkt/models/v2/");
@@ -268,6 +269,7 @@ fn injected_env_parses_back_into_the_sync_config() {
     want_full.path_style = true;
     want_full.region = Some("eu-west-1".to_owned());
     want_full.concurrency = 4;
+    want_full.trust_installed = true;
     want_full.part_size = 1 << 20;
 
     // The admin's defaults fill what the annotations leave out.

@@ -15,9 +15,10 @@
 //! through one of the two, and the kernel keeps both views coherent.
 //! A filesystem without direct I/O (statx reports none, the open is
 //! refused) or a direct call refused with `EINVAL` leaves the bytes on the
-//! ordinary handle: slower, never wrong. The ordinary handle also does
-//! everything else (reads, `copy_file_range`, `fsync`); reads of blocks
-//! written directly come from the disk, as the cache never held them.
+//! ordinary handle: slower, never wrong. Reading a large file back (a
+//! delta transfer's reused parts) is split the same way ([`PartFile::read_at`];
+//! an installed file read for a delta gets a direct handle too). The
+//! ordinary handle does everything else (`copy_file_range`, `fsync`).
 
 use std::fs::File;
 use std::io;
@@ -66,20 +67,27 @@ impl PartFile {
     /// The temporary file `name` of `target` (already open as `file`), with
     /// a direct handle when its filesystem supports direct I/O.
     pub fn open(target: &Target, name: &str, file: File) -> Self {
-        let direct = alignment(&file).and_then(|(offset, memory)| {
-            let handle = target.reopen_temp_direct(name)?;
-            Some(Direct {
-                file: handle,
-                offset,
-                memory,
-            })
-        });
-        if direct.is_none() {
+        let part = Self::with(file, || target.reopen_temp_direct(name));
+        if part.direct.is_none() {
             tracing::debug!(
                 file = name,
                 "no direct I/O here: writes go through the page cache"
             );
         }
+        part
+    }
+
+    /// `file` with the direct handle `reopen` gives on the same inode, when
+    /// its filesystem supports direct I/O (also for reading an installed
+    /// file around the page cache).
+    pub fn with(file: File, reopen: impl FnOnce() -> Option<File>) -> Self {
+        let direct = alignment(&file).and_then(|(offset, memory)| {
+            Some(Direct {
+                file: reopen()?,
+                offset,
+                memory,
+            })
+        });
         Self { file, direct }
     }
 
@@ -104,6 +112,29 @@ impl PartFile {
         })?;
         self.file.write_all_at(&middle[done..], at + done as u64)?;
         self.file.write_all_at(tail, at + middle.len() as u64)
+    }
+
+    /// Read into `buf` at `offset`, as `read_at` does (a short count is not
+    /// an error): the aligned middle through the direct handle, so reading
+    /// a large file back does not fill the page cache.
+    pub fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let Some(d) = &self.direct else {
+            return self.file.read_at(buf, offset);
+        };
+        let s = split(offset, buf.len(), buf.as_ptr() as usize, d.offset, d.memory);
+        if s.head > 0 || s.direct == 0 {
+            let len = if s.head > 0 { s.head } else { buf.len() };
+            return self.file.read_at(&mut buf[..len], offset);
+        }
+        let middle = &mut buf[..s.direct];
+        let done = direct_io(s.direct, d.offset, |from| {
+            d.file.read_at(&mut middle[from..], offset + from as u64)
+        })?;
+        // Refused at once, or the end of the file: the ordinary handle says.
+        match done {
+            0 => self.file.read_at(buf, offset),
+            done => Ok(done),
+        }
     }
 }
 

@@ -74,6 +74,8 @@ pub struct Ctx {
     pub touched: Mutex<BTreeSet<String>>,
     /// Where each file is recorded before it is renamed into place.
     pub journal: Journal,
+    /// See [`crate::sync::SyncConfig::trust_installed`].
+    pub trust_installed: bool,
 }
 
 /// The version of an object being fetched.

@@ -108,7 +108,9 @@ impl Record {
         let md5s = &mut self.md5s;
         self.done.retain(|i, crc| {
             let range = usize::try_from(*i).ok().and_then(|i| ranges.get(i));
-            let read = range.and_then(|&(start, len)| hash_at(file, start, len, hash, buf));
+            let read = range.and_then(|&(start, len)| {
+                hash_at(|b, at| file.read_at(b, at), start, len, hash, buf)
+            });
             match read {
                 Some((got, md5)) if got == *crc => {
                     if let Some(md5) = md5 {
@@ -179,11 +181,12 @@ fn md5_key(md5: &[u8; 16]) -> u64 {
     u64::from_be_bytes(head)
 }
 
-/// The recorded value (CRC, or [`md5_key`]) of `len` bytes of `file` at
-/// `start`, read through `buf`, with the full MD5 for [`Hash::Md5`]; `None`
-/// when they cannot all be read.
+/// The recorded value (CRC, or [`md5_key`]) of `len` bytes at `start`,
+/// read through `buf` by `read` (as `read_at` does: a short count is not an
+/// error), with the full MD5 for [`Hash::Md5`]; `None` when they cannot all
+/// be read.
 pub(super) fn hash_at(
-    file: &File,
+    mut read: impl FnMut(&mut [u8], u64) -> std::io::Result<usize>,
     start: u64,
     len: u64,
     hash: Hash,
@@ -197,7 +200,7 @@ pub(super) fn hash_at(
     let (mut at, end) = (start, start + len);
     while at < end {
         let want = usize::try_from(end - at).map_or(buf.len(), |left| left.min(buf.len()));
-        let n = file.read_at(&mut buf[..want], at).ok()?;
+        let n = read(&mut buf[..want], at).ok()?;
         if n == 0 {
             return None;
         }

@@ -6,27 +6,35 @@
 //! judged by what its own handle says (size, mtime, inode), so the bytes
 //! copied come from the very file that was checked. It is only ever read:
 //! until the rename that installs the new version it stays whole, whatever
-//! happens to this run. Each part is copied with `copy_file_range` (in the
-//! kernel, the bytes never pass through this process), or read
-//! and written through a pooled buffer where that call is refused, then
-//! read back *from the part file* and hashed with the part's CRC: only a
-//! part whose bytes there have the CRC S3 lists for the new version counts,
-//! and its ranges enter the resume record as done, with their CRCs. Any
-//! other part (the application wrote to the file meanwhile, a read failed)
-//! is logged and left to the GETs. The finished file is then checked as
-//! every ranged download is, part by part and the composite value, so a
-//! reused byte is verified exactly like a fetched one, and a resumed run
-//! rechecks reused ranges like fetched ones.
+//! happens to this run. How a part is copied depends on the filesystem:
+//!
+//! - where it shares blocks between files (XFS, Btrfs, bcachefs),
+//!   `copy_file_range` clones the part's extents in the kernel (no bytes
+//!   move), and the part is then read back *from the part file* and hashed;
+//! - elsewhere (ext4, or where the kernel refuses the call) the part is read
+//!   once from the installed file, hashed, and written into the part file,
+//!   as a GET's bytes are: one read and one write, where a kernel copy plus
+//!   a read back would read the part twice and fill the page cache.
+//!
+//! Reads and writes go around the page cache where the filesystem allows
+//! ([`PartFile`]): on the 2-core VM of the benchmarks, filling the cache
+//! cost more than the disk. Either way a part counts only if the bytes
+//! hashed have the CRC S3 lists for the new version; its ranges then enter
+//! the resume record as done, with their CRCs. Any other part (the
+//! application wrote to the file meanwhile, a read failed) is logged and
+//! left to the GETs. The finished file is then checked as every ranged
+//! download is, part by part and the composite value, so a reused byte is
+//! verified exactly like a fetched one, and a resumed run rechecks reused
+//! ranges like fetched ones.
 
 use std::fs::File;
-use std::io;
-use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rustix::io::Errno;
 
+use super::direct::PartFile;
 use super::ranged::{Upload, read_back};
 use super::resume::{Hash, Record, hash_at};
 use super::{Ctx, blocking};
@@ -69,7 +77,7 @@ pub async fn reuse(
     rel: &RelPath,
     installed: Option<&Entry>,
     upload: &Upload,
-    file: &Arc<super::direct::PartFile>,
+    file: &Arc<PartFile>,
     record: Record,
 ) -> Result<(Record, u64), SyncError> {
     if installed.is_none() || record.md5 || record.crc != Some(upload.0.kind) {
@@ -77,13 +85,16 @@ pub async fn reuse(
     }
     let (target, at) = (Arc::clone(&ctx.target), rel.clone());
     let opened = blocking(move || Ok(target.open_installed(&at))).await?;
-    let local = opened.as_ref().map(|(_, stat)| *stat);
+    let local = opened.as_ref().map(|o| o.stat);
+    let clone = shares_blocks(file);
     let reuse = match delta::decide(installed, &part_sums(upload), local) {
         Decision::Delta { reuse, fetch } => {
             let (reuse_n, fetch_n) = (reuse.len(), fetch.len());
             tracing::info!(
                 reuse = reuse_n,
                 fetch = fetch_n,
+                cloned = clone,
+                trusted = clone && ctx.trust_installed,
                 "delta transfer: unchanged parts come from the installed file"
             );
             reuse
@@ -93,26 +104,43 @@ pub async fn reuse(
             return Ok((record, 0));
         }
     };
-    let Some((from, _)) = opened else {
+    let Some(opened) = opened else {
         return Ok((record, 0));
     };
+    let from = Arc::new(PartFile::with(opened.file, || opened.direct));
     let jobs: Vec<Job> = jobs(upload, &record)
         .into_iter()
         .filter(|j| reuse.contains(&j.part))
         .filter(|j| !j.ranges.iter().all(|r| record.done.contains_key(r)))
         .collect();
-    let (to, ranges, kind) = (Arc::clone(file), record.ranges(), upload.0.kind);
-    let done = read_back(ctx, move |buf| {
-        let checked = jobs.into_iter().map(|job| {
-            let got = take(&from, &to, &job, &ranges, kind, buf);
-            (job, got)
-        });
-        Ok(checked.collect::<Vec<_>>())
-    })
-    .await?;
+    let how = How {
+        clone,
+        trust: ctx.trust_installed,
+        kind: upload.0.kind,
+        ranges: Arc::new(record.ranges()),
+    };
+    // Two streams, each with a pooled buffer: one hashes while the other
+    // waits on the disk.
+    let half = jobs.len().div_ceil(READERS).max(1);
+    let streams = jobs.chunks(half).map(|chunk| {
+        let (from, to, how, chunk) = (
+            Arc::clone(&from),
+            Arc::clone(file),
+            how.clone(),
+            chunk.to_vec(),
+        );
+        read_back(ctx, move |buf| {
+            let checked = chunk.into_iter().map(|job| {
+                let got = take(&from, &to, &job, &how, buf);
+                (job, got)
+            });
+            Ok(checked.collect::<Vec<_>>())
+        })
+    });
+    let done = futures::future::try_join_all(streams).await?;
     let mut record = record;
     let mut bytes = 0;
-    for (job, got) in done {
+    for (job, got) in done.into_iter().flatten() {
         match got {
             Ok(crcs) => {
                 for (i, crc) in crcs {
@@ -155,31 +183,64 @@ fn jobs((_, parts): &Upload, record: &Record) -> Vec<Job> {
     out
 }
 
-/// Copy one part from `from` to `to` at its offset, then read it back from
-/// `to`: the CRC of each of its ranges, when the part has the listed CRC.
-fn take(
-    from: &File,
-    to: &File,
-    job: &Job,
-    ranges: &[(u64, u64)],
+/// Parallel streams of a reuse.
+const READERS: usize = 2;
+
+/// How the parts of one object are taken.
+#[derive(Debug, Clone)]
+struct How {
+    /// Clone extents in the kernel, then read the part file back.
+    clone: bool,
+    /// A cloned part that is one range counts with its listed CRC, unread
+    /// (`--trust-installed`).
+    trust: bool,
     kind: CrcKind,
+    /// The record's ranges.
+    ranges: Arc<Vec<(u64, u64)>>,
+}
+
+/// Take one part from `from` into `to` at its offset: the CRC of each of
+/// its ranges, when the bytes hashed have the part's listed CRC.
+fn take(
+    from: &PartFile,
+    to: &PartFile,
+    job: &Job,
+    how: &How,
     buf: &mut [u8],
 ) -> Result<Vec<(u64, u64)>, String> {
-    copy(from, to, job.start, job.size, buf).map_err(|e| format!("copy failed: {e}"))?;
+    let cloned = how.clone && clone(from, to, job.start, job.size)?;
+    let kind = how.kind;
+    if let ([i], true) = (job.ranges.as_slice(), cloned && how.trust) {
+        // Listed CRC = recorded CRC (`delta::decide`), of bytes now shared
+        // with a file that is still the one installed.
+        let whole = usize::try_from(*i).ok().and_then(|i| how.ranges.get(i));
+        if whole == Some(&(job.start, job.size)) {
+            return Ok(vec![(*i, job.crc)]);
+        }
+    }
     let mut crcs = Vec::with_capacity(job.ranges.len());
     let (mut part_crc, mut covered) = (kind.checksum(&[]), 0);
     for &i in &job.ranges {
-        let range = usize::try_from(i).ok().and_then(|i| ranges.get(i));
+        let range = usize::try_from(i).ok().and_then(|i| how.ranges.get(i));
         let &(start, len) = range.ok_or("a range outside the record")?;
-        let read = hash_at(to, start, len, Hash::Crc(kind), buf);
-        let (crc, _) = read.ok_or("reading the copied bytes back failed")?;
+        let read = if cloned {
+            hash_at(|b, at| to.read_at(b, at), start, len, Hash::Crc(kind), buf)
+        } else {
+            let copy = |b: &mut [u8], at| {
+                let n = from.read_at(b, at)?;
+                to.write_all_at(&b[..n], at)?;
+                Ok(n)
+            };
+            hash_at(copy, start, len, Hash::Crc(kind), buf)
+        };
+        let (crc, _) = read.ok_or("reading or writing the part failed")?;
         part_crc = kind.combine(part_crc, crc, len);
         covered += len;
         crcs.push((i, crc));
     }
     if covered != job.size || part_crc != job.crc {
         return Err(format!(
-            "{} of the copied bytes is {part_crc:x}, S3 lists {:x} for the new version",
+            "{} of the reused bytes is {part_crc:x}, S3 lists {:x} for the new version",
             kind.name(),
             job.crc
         ));
@@ -187,9 +248,10 @@ fn take(
     Ok(crcs)
 }
 
-/// `len` bytes at `start` of `from` to the same offset of `to`: in the
-/// kernel where it can, else through `buf`.
-fn copy(from: &File, to: &File, start: u64, len: u64, buf: &mut [u8]) -> io::Result<()> {
+/// `len` bytes at `start` of `from` to the same offset of `to`, in the
+/// kernel; `false` where the kernel refuses (the bytes are then copied
+/// through the process).
+fn clone(from: &File, to: &File, start: u64, len: u64) -> Result<bool, String> {
     let end = start + len;
     let (mut off_in, mut off_out) = (start, start);
     while off_in < end {
@@ -197,59 +259,125 @@ fn copy(from: &File, to: &File, start: u64, len: u64, buf: &mut [u8]) -> io::Res
         let copied =
             rustix::fs::copy_file_range(from, Some(&mut off_in), to, Some(&mut off_out), want);
         match copied {
-            Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(0) => return Err("the installed file ended early".to_owned()),
             Ok(_) => {}
             Err(Errno::XDEV | Errno::NOSYS | Errno::OPNOTSUPP | Errno::INVAL | Errno::PERM) => {
-                return copy_through(from, to, off_in, end - off_in, buf);
+                return Ok(false);
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(format!("copy failed: {e}")),
         }
     }
-    Ok(())
+    Ok(true)
 }
 
-/// The read-and-write fallback of [`copy`].
-fn copy_through(from: &File, to: &File, start: u64, len: u64, buf: &mut [u8]) -> io::Result<()> {
-    let (mut at, end) = (start, start + len);
-    while at < end {
-        let want = usize::try_from(end - at).map_or(buf.len(), |n| n.min(buf.len()));
-        let n = from.read_at(&mut buf[..want], at)?;
-        if n == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        to.write_all_at(&buf[..n], at)?;
-        at += n as u64;
-    }
-    Ok(())
+/// Whether `file`'s filesystem shares blocks between files, so that
+/// `copy_file_range` clones extents instead of copying bytes.
+fn shares_blocks(file: &File) -> bool {
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683e;
+    const BCACHEFS: i64 = 0xca45_1a4e;
+    // `f_type` is i64 on x86_64 and aarch64, narrower on some targets.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = |st: rustix::fs::StatFs| st.f_type as i64;
+    rustix::fs::fstatfs(file).is_ok_and(|st| matches!(magic(st), XFS | BTRFS | BCACHEFS))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sync::download::direct::ALIGN;
+    use crate::sync::target::Target;
 
+    /// Both ways of taking a part (clone then read back, or read, hash and
+    /// write) leave the part's bytes at its offset and return each range's
+    /// CRC, and neither accepts bytes that do not have the listed CRC.
     #[test]
-    fn copies_at_the_same_offset_in_the_kernel_or_through_a_buffer() {
+    fn a_part_is_taken_with_its_range_crcs_or_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let body: Vec<u8> = (0..100u8).collect();
+        let size = 4 * ALIGN * 8 + 777;
+        let body: Vec<u8> = (0..size).map(|i| (i * 31 + i / 4093) as u8).collect();
         std::fs::write(dir.path().join("from"), &body).unwrap();
-        let from = File::open(dir.path().join("from")).unwrap();
-        let path = dir.path().join("to");
-        let to = File::options()
-            .create(true)
-            .truncate(true)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .unwrap();
-        to.set_len(100).unwrap();
-        let mut buf = [0u8; 7];
-        copy(&from, &to, 10, 30, &mut buf).unwrap();
-        copy_through(&from, &to, 50, 25, &mut buf).unwrap();
-        let got = std::fs::read(&path).unwrap();
-        assert_eq!(&got[10..40], &body[10..40]);
-        assert_eq!(&got[50..75], &body[50..75]);
-        assert!(got[..10].iter().chain(&got[40..50]).all(|b| *b == 0));
-        let short = copy(&from, &to, 90, 20, &mut buf).unwrap_err();
-        assert_eq!(short.kind(), io::ErrorKind::UnexpectedEof);
+        let from = PartFile::plain(File::open(dir.path().join("from")).unwrap());
+        let kind = CrcKind::Crc32;
+        // Part 1 of two: ranges 1 and 2 of the record (an unaligned end).
+        let start = 2 * ALIGN * 8;
+        let ranges = vec![
+            (0, start as u64),
+            (start as u64, (ALIGN * 8) as u64),
+            (
+                (start + ALIGN * 8) as u64,
+                (size - start - ALIGN * 8) as u64,
+            ),
+        ];
+        let part = &body[start..];
+        let job = |crc| Job {
+            part: 1,
+            start: start as u64,
+            size: part.len() as u64,
+            crc,
+            ranges: vec![1, 2],
+        };
+        let mut pool = vec![0u8; 3 * ALIGN * 8];
+        let pad = pool.as_ptr().align_offset(ALIGN).min(ALIGN);
+        let buf = &mut pool[pad..pad + 2 * ALIGN * 8];
+        let target = Target::open(dir.path()).unwrap();
+        for clone in [false, true] {
+            let (name, file) = target.create_temp("t", "part").unwrap();
+            file.set_len(size as u64).unwrap();
+            let to = PartFile::open(&target, &name, file);
+            let how = How {
+                clone,
+                trust: true,
+                kind,
+                ranges: Arc::new(ranges.clone()),
+            };
+            let got = take(&from, &to, &job(kind.checksum(part)), &how, buf).unwrap();
+            let want = vec![
+                (1, kind.checksum(&part[..ALIGN * 8])),
+                (2, kind.checksum(&part[ALIGN * 8..])),
+            ];
+            assert_eq!(got, want, "clone {clone}");
+            let on_disk = std::fs::read(target.tmp_path(&name)).unwrap();
+            assert!(on_disk[start..] == *part, "clone {clone}: bytes differ");
+            assert!(on_disk[..start].iter().all(|b| *b == 0), "clone {clone}");
+            let refused = take(&from, &to, &job(1), &how, buf).unwrap_err();
+            assert!(refused.contains("S3 lists 1"), "{refused}");
+        }
+        // Trusted: a cloned part of one range counts with its listed CRC
+        // unread (here a wrong one, to show nothing was read); copied
+        // through the process, or of several ranges, it is still hashed.
+        let one = Job {
+            part: 0,
+            start: 0,
+            size: start as u64,
+            crc: 7,
+            ranges: vec![0],
+        };
+        for (clone, trust, trusted) in [
+            (true, true, true),
+            (true, false, false),
+            (false, true, false),
+        ] {
+            let (name, file) = target.create_temp("t", "part").unwrap();
+            file.set_len(size as u64).unwrap();
+            let to = PartFile::open(&target, &name, file);
+            let how = How {
+                clone,
+                trust,
+                kind,
+                ranges: Arc::new(ranges.clone()),
+            };
+            let got = take(&from, &to, &one, &how, buf);
+            assert_eq!(got.is_ok(), trusted, "clone {clone} trust {trust}: {got:?}");
+            let on_disk = std::fs::read(target.tmp_path(&name)).unwrap();
+            assert!(
+                on_disk[..start] == body[..start],
+                "clone {clone} trust {trust}"
+            );
+        }
+        // A source shorter than the part is an error, not a short part.
+        let (_, file) = target.create_temp("t", "part").unwrap();
+        let ended = clone(&from, &file, start as u64, size as u64).unwrap_err();
+        assert!(ended.contains("ended early"), "{ended}");
     }
 }

@@ -103,6 +103,9 @@ fn env_vars(spec: &SeedSpec, cfg: &InjectConfig) -> Vec<EnvVar> {
     if let Some(bytes) = cfg.sync_part_size {
         plain.push((env::PART_SIZE, bytes.to_string()));
     }
+    if cfg.sync_trust_installed {
+        plain.push((env::TRUST_INSTALLED, "true".to_owned()));
+    }
     let mut vars: Vec<EnvVar> = plain
         .into_iter()
         .map(|(name, value)| EnvVar {

@@ -117,6 +117,7 @@ fn admin_defaults_apply_only_where_annotations_are_silent() {
     admin.default_path_style = Some(false);
     admin.sync_concurrency = Some(32);
     admin.sync_part_size = Some(16 * 1024 * 1024);
+    admin.sync_trust_installed = true;
     let basic: BTreeMap<_, _> = env_of(&injected(
         &checked(&fixture("statefulset-basic"), &admin).desired,
     ))
@@ -127,6 +128,7 @@ fn admin_defaults_apply_only_where_annotations_are_silent() {
     assert_eq!(basic["S3_SEED_PATH_STYLE"], "false");
     assert_eq!(basic["S3_SEED_CONCURRENCY"], "32");
     assert_eq!(basic["S3_SEED_PART_SIZE"], "16777216");
+    assert_eq!(basic["S3_SEED_TRUST_INSTALLED"], "true");
     let full: BTreeMap<_, _> = env_of(&injected(
         &checked(&fixture("statefulset-full"), &admin).desired,
     ))
