@@ -17,7 +17,7 @@
 # files and the installed file are read from disk; DROP=0 leaves them
 # cached, as when a pod restarts on the node that just ran it.
 # On each filesystem of FS:
-#   work   BENCH_WORK's own (ext4 here: copy_file_range copies the blocks);
+#   work   BENCH_WORK's own (ext4 here: unchanged parts are read and written once);
 #   xfs    a loop-mounted XFS with reflink, made here (needs root and
 #          xfsprogs): copy_file_range shares the blocks instead.
 #
