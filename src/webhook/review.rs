@@ -146,7 +146,15 @@ pub struct Prepared<'a> {
 /// Read the envelope and the request fields, and estimate the review's
 /// cost; a body that is not a review is answered (400) here.
 pub fn prepare(body: &[u8]) -> Result<Prepared<'_>, Box<Reviewed>> {
-    let envelope: Envelope<'_> = serde_json::from_slice(body).map_err(|e| {
+    // JSON is UTF-8. Checked for the whole body first: the parser does not
+    // check what it skips (fields of the envelope other than its three).
+    let body = std::str::from_utf8(body).map_err(|e| {
+        rejected(format!(
+            "request body is not JSON: not UTF-8 at byte {}",
+            e.valid_up_to()
+        ))
+    })?;
+    let envelope: Envelope<'_> = serde_json::from_str(body).map_err(|e| {
         let what = if e.is_data() {
             "not an AdmissionReview"
         } else {
@@ -365,6 +373,34 @@ mod tests {
             .as_str()
             .expect("message");
         assert!(message.contains("--decode-budget-mib"), "{message}");
+    }
+
+    /// Found by the `admission` fuzz target: invalid UTF-8 in a field the
+    /// parser skips (here an unknown field of the envelope) was answered
+    /// 200, as if the body were JSON.
+    #[test]
+    fn a_body_that_is_not_utf8_is_refused() {
+        let review_json = serde_json::json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": request(serde_json::json!({"metadata": {}})),
+            "skipped": "ZZZZ",
+        });
+        let valid = serde_json::to_vec(&review_json).expect("json");
+        assert_eq!(
+            review(&valid, &InjectConfig::default()).status,
+            StatusCode::OK
+        );
+        let mut b = valid;
+        let at = b.windows(4).position(|w| w == b"ZZZZ").expect("marker");
+        b[at] = 0xca;
+        let answer = review(&b, &InjectConfig::default());
+        assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+        let reason = answer.reason.expect("reason");
+        assert_eq!(
+            reason,
+            format!("request body is not JSON: not UTF-8 at byte {at}")
+        );
     }
 
     #[test]
