@@ -2,9 +2,9 @@
 //! axum router (in process, no socket). Whatever the bytes, the answer is
 //! well formed: 200 (only for a body that is JSON by the grammar) with a
 //! JSON AdmissionReview whose `response.uid` echoes the request's uid, or a
-//! 4xx/5xx with a short plain-text reason. A patch,
-//! when there is one, applies (strict RFC 6902) to the object that was sent,
-//! and the webhook asks for no further change to its own output.
+//! 4xx/5xx with a short plain-text reason. A patch, when there is one,
+//! applies (strict RFC 6902) to the object that was sent, and the webhook
+//! asks for no further change to its own output.
 #![no_main]
 
 use std::sync::OnceLock;
