@@ -210,19 +210,18 @@ fn take(
 ) -> Result<Vec<(u64, u64)>, String> {
     let cloned = how.clone && clone(from, to, job.start, job.size)?;
     let kind = how.kind;
+    let range = |i: u64| usize::try_from(i).ok().and_then(|i| how.ranges.get(i));
     if let ([i], true) = (job.ranges.as_slice(), cloned && how.trust) {
         // Listed CRC = recorded CRC (`delta::decide`), of bytes now shared
         // with a file that is still the one installed.
-        let whole = usize::try_from(*i).ok().and_then(|i| how.ranges.get(i));
-        if whole == Some(&(job.start, job.size)) {
+        if range(*i) == Some(&(job.start, job.size)) {
             return Ok(vec![(*i, job.crc)]);
         }
     }
     let mut crcs = Vec::with_capacity(job.ranges.len());
     let (mut part_crc, mut covered) = (kind.checksum(&[]), 0);
     for &i in &job.ranges {
-        let range = usize::try_from(i).ok().and_then(|i| how.ranges.get(i));
-        let &(start, len) = range.ok_or("a range outside the record")?;
+        let &(start, len) = range(i).ok_or("a range outside the record")?;
         let read = if cloned {
             hash_at(|b, at| to.read_at(b, at), start, len, Hash::Crc(kind), buf)
         } else {
