@@ -7,6 +7,8 @@
 #   bash .ci/fuzz.sh                       # each target for FUZZ_SECONDS (40)
 #   FUZZ_RUNS=10000000 bash .ci/fuzz.sh    # each target for that many runs
 #   bash .ci/fuzz.sh admission             # only the targets named
+#   FUZZ_FORK=2 FUZZ_SANITIZER=none ...    # two workers (libFuzzer -fork),
+#                                          # no ASan (own build dir)
 #
 # Toolchain: the default (stable) one with RUSTC_BOOTSTRAP=1, which lets it
 # take the sanitizer flags cargo-fuzz passes. A new machine has stable from
@@ -19,6 +21,8 @@ CARGO_FUZZ_VERSION=0.13.2
 cache=${S3_SEED_CACHE:-$HOME/.cache/s3-seed}/fuzz
 seconds=${FUZZ_SECONDS:-40}
 runs=${FUZZ_RUNS:-}
+fork=${FUZZ_FORK:-}
+sanitizer=${FUZZ_SANITIZER:-address}
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(admission annotations sync_keys)
 
@@ -29,18 +33,23 @@ if ! "$fuzz_bin/cargo-fuzz" --version 2>/dev/null | grep -qx "cargo-fuzz $CARGO_
 fi
 export PATH="$fuzz_bin:$PATH"
 export RUSTC_BOOTSTRAP=1
-export CARGO_TARGET_DIR="$cache/target"
+case $sanitizer in
+address) export CARGO_TARGET_DIR="$cache/target" ;;
+none) export CARGO_TARGET_DIR="$cache/target-none" ;;
+*) echo "FUZZ_SANITIZER: address or none, not '$sanitizer'" >&2; exit 2 ;;
+esac
 
-fuzz() { cargo fuzz "$1" --fuzz-dir tests/fuzz "${@:2}"; }
+fuzz() { cargo fuzz "$1" --fuzz-dir tests/fuzz -s "$sanitizer" "${@:2}"; }
 
 cargo fmt --manifest-path tests/fuzz/Cargo.toml -- --check
 
-echo "-- building the fuzz targets ($(rustc --version))"
+echo "-- building the fuzz targets ($(rustc --version), sanitizer $sanitizer)"
 fuzz build
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 if [ -n "$runs" ]; then limit=(-runs="$runs"); else limit=(-max_total_time="$seconds"); fi
+[ -z "$fork" ] || limit+=(-fork="$fork")
 failed=()
 for target in "${targets[@]}"; do
   echo "-- fuzz $target: ${limit[*]}, seeds in tests/fuzz/corpus/$target"
@@ -52,7 +61,8 @@ for target in "${targets[@]}"; do
     tail -n 60 "$log" >&2
     echo "-- fuzz $target FAILED; the input is under tests/fuzz/artifacts/$target/" >&2
   fi
-  grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|Done|stat::)' "$log" || true
+  grep -E '^(INFO: seed corpus|#[0-9]+ +DONE|Done|stat::|INFO: (fuzzed for|exiting))' "$log" || true
+  [ -z "$fork" ] || grep -E '^#[0-9]+: ' "$log" | tail -n 1
 done
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz targets failed: ${failed[*]}" >&2

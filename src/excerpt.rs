@@ -159,9 +159,31 @@ impl std::io::Write for Prefix {
 }
 
 /// `message` with every `"…"` (Debug-escaped) and `` `…` `` run longer than
-/// [`WHOLE_CHARS`] characters cut as [`Excerpt`] cuts a value. For messages
-/// written by libraries that quote values themselves.
+/// [`WHOLE_CHARS`] characters cut as [`Excerpt`] cuts a value, and every
+/// control character escaped. For messages written by libraries that quote
+/// values themselves: serde escapes a string it quotes in `"…"`, but not a
+/// variant or field name it quotes in `` `…` `` (an unknown variant holding
+/// a DEL, or a newline decoded from `\n`).
 pub fn shorten_quoted(message: &str) -> String {
+    escape_controls(&cut_quoted(message))
+}
+
+fn escape_controls(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_owned();
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn cut_quoted(message: &str) -> String {
     let mut out = String::with_capacity(message.len().min(1024));
     let mut rest = message;
     while let Some(open) = rest.find(['"', '`']) {
@@ -310,5 +332,29 @@ mod tests {
         for (message, want) in cases {
             assert_eq!(shorten_quoted(&message), want);
         }
+    }
+
+    #[test]
+    fn control_characters_in_library_messages_are_escaped() {
+        let cases = [
+            (
+                "unknown variant `CREAT\u{7f}E`, expected one of `CREATE`",
+                r"unknown variant `CREAT\u{7f}E`, expected one of `CREATE`",
+            ),
+            ("unknown field `a\nb`", r"unknown field `a\nb`"),
+            ("unterminated `tab\there", r"unterminated `tab\there"),
+            ("outside quotes\r", r"outside quotes\r"),
+        ];
+        for (message, want) in cases {
+            let got = shorten_quoted(message);
+            assert_eq!(got, want);
+            assert!(!got.chars().any(char::is_control), "{got:?}");
+        }
+        let long = format!("unknown variant `{}\n{}`", "v".repeat(40), "w".repeat(40));
+        let got = shorten_quoted(&long);
+        assert_eq!(
+            got,
+            format!("unknown variant `{}…` (81 bytes)", "v".repeat(32))
+        );
     }
 }

@@ -432,4 +432,25 @@ mod tests {
             assert!(reason.contains("(10000 bytes)"), "{reason}");
         }
     }
+
+    /// A fuzz finding: serde quotes an unknown variant as it is, so a DEL
+    /// (which JSON allows raw) or a decoded `\n` reached the reason.
+    #[test]
+    fn rejections_escape_control_characters() {
+        for (operation, shown) in [("CREAT\u{7f}E", r"CREAT\u{7f}E"), ("CREAT\nE", r"CREAT\nE")] {
+            let case = serde_json::json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                                          "request": {"uid": "u", "operation": operation}});
+            let answer = review(
+                &serde_json::to_vec(&case).expect("json"),
+                &InjectConfig::default(),
+            );
+            assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+            let reason = answer.reason.expect("reason");
+            assert!(!reason.chars().any(char::is_control), "{reason:?}");
+            assert!(
+                reason.contains(&format!("unknown variant `{shown}`")),
+                "{reason}"
+            );
+        }
+    }
 }
