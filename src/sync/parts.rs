@@ -115,6 +115,11 @@ pub fn layout(offer: &Offer, size: u64, listed: &[ListedPart]) -> Result<Vec<Par
     Ok(parts)
 }
 
+/// Range `i` of `ranges`, if there is one (indexes are `u64` in records).
+pub fn range_at(ranges: &[(u64, u64)], i: u64) -> Option<&(u64, u64)> {
+    usize::try_from(i).ok().and_then(|i| ranges.get(i))
+}
+
 /// Ranges (offset, length) of at most `part_size` bytes covering `size`
 /// bytes, never crossing a boundary of `parts` (sizes; empty means one part).
 pub fn ranges(size: u64, part_size: u64, parts: &[u64]) -> Vec<(u64, u64)> {

@@ -507,8 +507,8 @@ fn combined(kind: CrcKind, record: &Record) -> u64 {
         .done
         .iter()
         .fold(kind.checksum(&[]), |acc, (i, crc)| {
-            let len = usize::try_from(*i).ok().and_then(|i| ranges.get(i));
-            kind.combine(acc, *crc, len.map_or(0, |r| r.1))
+            let len = parts::range_at(&ranges, *i).map_or(0, |r| r.1);
+            kind.combine(acc, *crc, len)
         })
 }
 

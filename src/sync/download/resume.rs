@@ -107,8 +107,7 @@ impl Record {
         let before = self.done.len();
         let md5s = &mut self.md5s;
         self.done.retain(|i, crc| {
-            let range = usize::try_from(*i).ok().and_then(|i| ranges.get(i));
-            let read = range.and_then(|&(start, len)| {
+            let read = parts::range_at(&ranges, *i).and_then(|&(start, len)| {
                 hash_at(|b, at| file.read_at(b, at), start, len, hash, buf)
             });
             match read {
@@ -158,8 +157,8 @@ impl Record {
     /// Bytes already on disk.
     pub fn done_bytes(&self) -> u64 {
         let ranges = self.ranges();
-        let len = |i: &u64| usize::try_from(*i).ok().and_then(|i| ranges.get(i));
-        self.done.keys().filter_map(len).map(|r| r.1).sum()
+        let len = |i: &u64| parts::range_at(&ranges, *i).map(|r| r.1);
+        self.done.keys().filter_map(len).sum()
     }
 
     pub fn to_json(&self) -> Vec<u8> {

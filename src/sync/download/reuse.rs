@@ -41,6 +41,7 @@ use super::{Ctx, blocking};
 use crate::sync::delta::{self, Decision, PartSum, PartSums};
 use crate::sync::error::SyncError;
 use crate::sync::keys::RelPath;
+use crate::sync::parts;
 use crate::sync::state::Entry;
 use crate::sync::verify::CrcKind;
 
@@ -210,7 +211,7 @@ fn take(
 ) -> Result<Vec<(u64, u64)>, String> {
     let cloned = how.clone && clone(from, to, job.start, job.size)?;
     let kind = how.kind;
-    let range = |i: u64| usize::try_from(i).ok().and_then(|i| how.ranges.get(i));
+    let range = |i: u64| parts::range_at(&how.ranges, i);
     if let ([i], true) = (job.ranges.as_slice(), cloned && how.trust) {
         // Listed CRC = recorded CRC (`delta::decide`), of bytes now shared
         // with a file that is still the one installed.
