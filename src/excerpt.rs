@@ -121,13 +121,7 @@ impl fmt::Display for Excerpt {
                 }
             }
             Style::Bare | Style::Json => {
-                for c in self.shown.chars() {
-                    if c.is_control() {
-                        write!(f, "{}", c.escape_debug())?;
-                    } else {
-                        write!(f, "{c}")?;
-                    }
-                }
+                f.write_str(&escape_controls(&self.shown))?;
                 match self.cut_from {
                     None => Ok(()),
                     Some(len) => write!(f, "… ({len} bytes)"),
@@ -168,6 +162,7 @@ pub fn shorten_quoted(message: &str) -> String {
     escape_controls(&cut_quoted(message))
 }
 
+/// `text` with each control character written as its `Debug` escape.
 fn escape_controls(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_owned();
