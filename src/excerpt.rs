@@ -162,8 +162,9 @@ pub fn shorten_quoted(message: &str) -> String {
     escape_controls(&cut_quoted(message))
 }
 
-/// `text` with each control character written as its `Debug` escape.
-fn escape_controls(text: &str) -> String {
+/// `text` with each control character written as its `Debug` escape
+/// (`\n`, `\u{7f}`), so it prints on one line.
+pub fn escape_controls(text: &str) -> String {
     if !text.chars().any(char::is_control) {
         return text.to_owned();
     }

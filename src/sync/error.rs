@@ -114,20 +114,7 @@ pub enum SyncError {
 /// `path` for a one-line message: control characters escaped (`\n`,
 /// `\u{2}`), everything else as it is.
 fn escape_controls(path: &std::path::Path) -> String {
-    let shown = path.display().to_string();
-    if !shown.chars().any(char::is_control) {
-        return shown;
-    }
-    shown
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
+    crate::excerpt::escape_controls(&path.display().to_string())
 }
 
 impl SyncError {
